@@ -1,0 +1,273 @@
+//! The error model of a programmable bootstrap, as the simulator injects it.
+//!
+//! TFHE computes a lookup on `x + ε`, where `x` is the accumulator in units of one rounded step
+//! (`acc / 2^lsbs`) and `ε` is the ciphertext noise reaching the bootstrap's modulus switch
+//! (dot-product growth, key switch, modulus switch), Gaussian with standard deviation `σ` steps.
+//! The lookup reads the rounded value `floor(x + ε + 1/2)`. So:
+//! - with *exact* rounding the low bits are already removed, `x` is an integer, and the lookup
+//!   input is off by `j ≠ 0` with probability `P(|ε| ≥ 1/2) = erfc(1 / (2√2 σ))`: this is the
+//!   per-PBS `p_error`, and `σ = 1 / (2 z)` with `z = √2 · erfcinv(p_error)`, as in Concrete;
+//! - with *approximate* rounding (the modulus switch itself drops the low bits) `x` keeps its
+//!   fraction `f ∈ [−1/2, 1/2)` and is off by one with probability `P(ε ≥ 1/2 − f) + P(ε < −1/2 − f)`.
+//!
+//! [`NoiseModel`] is that function of `σ`; the TFHE backend derives `σ` from its parameters with
+//! the formulas it documents, and checks on real ciphertexts that its errors follow this model.
+use crate::rng::Rng;
+
+/// Gaussian noise at a lookup input, `σ` in units of one rounded step (`σ = 0`: no noise).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoiseModel {
+    sigma: f64,
+}
+
+/// Concrete's default per-PBS error probability, 2^-40: at this level the simulation is exact
+/// integer evaluation for every practical purpose.
+pub const DEFAULT_P_ERROR: f64 = 9.094_947_017_729_282e-13;
+
+impl NoiseModel {
+    /// No noise at all.
+    pub const NONE: NoiseModel = NoiseModel { sigma: 0.0 };
+
+    /// Noise of standard deviation `sigma` steps (negative or NaN is treated as zero).
+    pub fn from_sigma(sigma: f64) -> Self {
+        NoiseModel { sigma: if sigma > 0.0 { sigma } else { 0.0 } }
+    }
+
+    /// The noise whose exact-rounding error probability per PBS is `p_error` (0 < p < 1).
+    pub fn from_p_error(p_error: f64) -> Self {
+        if !(p_error > 0.0) {
+            return Self::NONE;
+        }
+        let p = p_error.min(0.999_999);
+        Self::from_sigma(1.0 / (2.0 * core::f64::consts::SQRT_2 * erfcinv(p)))
+    }
+
+    /// Standard deviation in rounded steps.
+    pub fn sigma(&self) -> f64 {
+        self.sigma
+    }
+
+    /// Probability that an exactly rounded lookup input is off: `P(|ε| ≥ 1/2)`.
+    pub fn p_error(&self) -> f64 {
+        2.0 * self.tail(0.5)
+    }
+
+    /// `P(ε ≥ x)`.
+    pub fn tail(&self, x: f64) -> f64 {
+        if self.sigma == 0.0 {
+            // No noise: ε = 0, and an input exactly on a rounding boundary keeps its exact rounding.
+            return if x < 0.0 { 1.0 } else { 0.0 };
+        }
+        0.5 * libm::erfc(x / (self.sigma * core::f64::consts::SQRT_2))
+    }
+
+    /// Probability that the lookup input is off by exactly `j` for an input at fraction `f`.
+    pub fn p_offset(&self, f: f64, j: i32) -> f64 {
+        // floor(f + ε + 1/2) = j  ⇔  j − 1/2 − f ≤ ε < j + 1/2 − f
+        let (lo, hi) = (j as f64 - 0.5 - f, j as f64 + 0.5 - f);
+        self.tail(lo) - self.tail(hi)
+    }
+}
+
+/// Inverse of the complementary error function on (0, 2), by bisection on `libm::erfc`
+/// (called once per configuration, so simplicity beats speed).
+pub fn erfcinv(p: f64) -> f64 {
+    let (mut lo, mut hi) = (-30.0f64, 30.0f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if libm::erfc(mid) > p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// Bins of the rounded-away fraction `f` for the approximate-rounding fast path.
+pub const BINS: usize = 64;
+/// `u64` words of the per-stage table [`Sampler::prepare`] fills.
+pub const TABLE_WORDS: usize = 2 * (BINS + 1);
+
+/// Draws the offsets of one image's lookup inputs. Deterministic for `(seed, image index)`.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    rng: Rng,
+    noise: NoiseModel,
+    /// `ln(1 − p_error)`: the geometric law of the gap between errors of exactly rounded inputs.
+    ln_keep: f64,
+    /// Exactly rounded lookup inputs left before the next error.
+    countdown: u64,
+}
+
+impl Sampler {
+    /// The sampler of image `index`.
+    pub fn new(noise: NoiseModel, seed: u64, index: u64) -> Self {
+        let p = noise.p_error();
+        let mut s = Sampler { rng: Rng::new(seed, index), noise, ln_keep: libm::log1p(-p), countdown: 0 };
+        s.countdown = s.draw_gap();
+        s
+    }
+
+    fn draw_gap(&mut self) -> u64 {
+        if self.ln_keep == 0.0 {
+            return u64::MAX;
+        }
+        let g = libm::log(self.rng.open01()) / self.ln_keep;
+        if g >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            g as u64
+        }
+    }
+
+    /// Errors among the next `n` exactly rounded lookup inputs: calls `hit(i, j)` for each input
+    /// `i < n` that is off by `j`, in increasing `i`. Costs nothing per input when `p_error` is small.
+    #[inline]
+    pub fn exact_errors(&mut self, n: usize, mut hit: impl FnMut(usize, i32)) {
+        let mut i = 0u64;
+        while self.countdown < n as u64 - i {
+            i += self.countdown;
+            let j = self.error_offset();
+            hit(i as usize, j);
+            i += 1;
+            self.countdown = self.draw_gap();
+        }
+        self.countdown -= n as u64 - i;
+    }
+
+    /// The offset of an exactly rounded input known to be off: random sign, magnitude `k ≥ 1`
+    /// with `P(|j| ≥ k + 1 | |j| ≥ k) = P(ε ≥ k + 1/2) / P(ε ≥ k − 1/2)`.
+    fn error_offset(&mut self) -> i32 {
+        let sign = if self.rng.next_u64() >> 63 == 0 { 1 } else { -1 };
+        let mut k = 1;
+        while k < 1 << 20 {
+            let (t_in, t_out) = (self.noise.tail(k as f64 - 0.5), self.noise.tail(k as f64 + 0.5));
+            if t_in <= 0.0 || self.rng.open01() * t_in > t_out {
+                break;
+            }
+            k += 1;
+        }
+        sign * k
+    }
+
+    /// Fills `table` for approximate rounding with this noise: for each bin edge
+    /// `f_b = b / BINS − 1/2`, the `u64` thresholds `⌈P(ε < −1/2 − f_b) · 2^64⌉` and
+    /// `⌈P(ε ≥ 1/2 − f_b) · 2^64⌉`. These bound the probabilities of any `f` in a bin, so most inputs
+    /// are decided with one comparison and no special function.
+    pub fn prepare(&self, table: &mut [u64]) {
+        for b in 0..=BINS {
+            let f = b as f64 / BINS as f64 - 0.5;
+            table[2 * b] = to_threshold(self.noise.tail(0.5 + f));
+            table[2 * b + 1] = to_threshold(self.noise.tail(0.5 - f));
+        }
+    }
+
+    /// The offset of one approximately rounded input whose dropped bits are `low` of `lsbs`
+    /// (`f = low / 2^lsbs − 1/2`), using the `table` of [`Sampler::prepare`].
+    #[inline]
+    pub fn approximate_offset(&mut self, low: u32, lsbs: u32, table: &[u64]) -> i32 {
+        let u = self.rng.next_u64();
+        let v = !u;
+        let bin = if lsbs >= 6 { (low >> (lsbs - 6)) as usize } else { (low << (6 - lsbs)) as usize };
+        // Down needs u below P(down | f) ≤ table[2·bin]; up needs v below P(up | f) ≤ table[2·bin + 3].
+        if u >= table[2 * bin] && v >= table[2 * bin + 3] {
+            return 0;
+        }
+        let f = low as f64 / (1u64 << lsbs) as f64 - 0.5;
+        let (uf, vf) = (u as f64 * TWO_M64, v as f64 * TWO_M64);
+        let mut j = 0;
+        // j ≤ −k ⇔ ε < −(k − 1/2) − f ⇔ u < P(ε ≥ k − 1/2 + f)
+        while j > -(1 << 20) && uf < self.noise.tail(-(j as f64) + 0.5 + f) {
+            j -= 1;
+        }
+        if j != 0 {
+            return j;
+        }
+        // j ≥ k ⇔ ε ≥ k − 1/2 − f ⇔ v < P(ε ≥ k − 1/2 − f)
+        while j < 1 << 20 && vf < self.noise.tail(j as f64 + 0.5 - f) {
+            j += 1;
+        }
+        j
+    }
+}
+
+const TWO_M64: f64 = 1.0 / 18_446_744_073_709_551_616.0;
+
+fn to_threshold(p: f64) -> u64 {
+    let x = libm::ceil(p * 18_446_744_073_709_551_616.0);
+    if x >= 18_446_744_073_709_551_615.0 {
+        u64::MAX
+    } else {
+        x as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p_error_round_trips_through_sigma() {
+        for p in [1e-1, 1e-3, 2f64.powi(-20), DEFAULT_P_ERROR] {
+            let n = NoiseModel::from_p_error(p);
+            assert!((n.p_error() / p - 1.0).abs() < 1e-6, "p {p}: got {}", n.p_error());
+        }
+        // Concrete's z for 2^-40 is about 7.1: σ = 1 / (2z).
+        let s = NoiseModel::from_p_error(DEFAULT_P_ERROR).sigma();
+        assert!((1.0 / (2.0 * s) - 7.13).abs() < 0.05, "z = {}", 1.0 / (2.0 * s));
+    }
+
+    #[test]
+    fn exact_error_rate_matches_p_error() {
+        let noise = NoiseModel::from_p_error(0.05);
+        let mut s = Sampler::new(noise, 3, 0);
+        let (n, mut hits, mut twos) = (400_000usize, 0usize, 0usize);
+        for _ in 0..(n / 1000) {
+            s.exact_errors(1000, |_, j| {
+                hits += 1;
+                twos += (j.abs() >= 2) as usize;
+            });
+        }
+        let rate = hits as f64 / n as f64;
+        assert!((rate - 0.05).abs() < 0.003, "rate {rate}");
+        let p2 = 2.0 * noise.tail(1.5) / noise.p_error();
+        assert!((twos as f64 / hits as f64 - p2).abs() < 0.01 + p2);
+    }
+
+    #[test]
+    fn approximate_offsets_follow_the_model() {
+        let noise = NoiseModel::from_p_error(0.01);
+        let mut s = Sampler::new(noise, 9, 1);
+        let mut table = [0u64; TABLE_WORDS];
+        s.prepare(&mut table);
+        let lsbs = 8;
+        for low in [0u32, 20, 100, 128, 200, 255] {
+            let f = low as f64 / 256.0 - 0.5;
+            let n = 200_000;
+            let (mut up, mut down) = (0, 0);
+            for _ in 0..n {
+                match s.approximate_offset(low, lsbs, &table) {
+                    j if j > 0 => up += 1,
+                    j if j < 0 => down += 1,
+                    _ => {}
+                }
+            }
+            let (pu, pd) = (noise.tail(0.5 - f), noise.tail(0.5 + f));
+            let tol = |p: f64| 5.0 * (p * (1.0 - p) / n as f64).sqrt() + 1e-4;
+            assert!((up as f64 / n as f64 - pu).abs() < tol(pu), "low {low}: up {up} vs {pu}");
+            assert!((down as f64 / n as f64 - pd).abs() < tol(pd), "low {low}: down {down} vs {pd}");
+        }
+    }
+
+    #[test]
+    fn no_noise_means_no_errors() {
+        let mut s = Sampler::new(NoiseModel::NONE, 1, 1);
+        s.exact_errors(1 << 30, |_, _| panic!("no error expected"));
+        let mut table = [0u64; TABLE_WORDS];
+        s.prepare(&mut table);
+        for low in 0..256 {
+            assert_eq!(s.approximate_offset(low, 8, &table), 0);
+        }
+    }
+}
