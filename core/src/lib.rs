@@ -26,6 +26,8 @@
 pub mod analysis;
 #[cfg(feature = "std")]
 pub mod batch;
+#[cfg(feature = "std")]
+pub mod builder;
 pub mod error;
 pub mod format;
 pub mod kernels;

@@ -4,6 +4,7 @@
 //! lookup rounds the accumulators, lets the [`Sampler`] perturb them as the PBS noise would, and
 //! applies the tables. No allocation: everything lives in the caller's scratch arena.
 use crate::error::RunError;
+use core::ops::ControlFlow;
 use crate::kernels::{self, ConvGeom, Isa};
 use crate::model::{round_up, Lookup, Model, Shape, Stage, StageInfo};
 use crate::noise::{self, NoiseModel, Sampler};
@@ -109,7 +110,8 @@ fn arena(model: &Model<'_>) -> Arena {
             _ => a.acc = a.acc.max((info.output.h * info.output.w * round_up(info.output.c, 16)).div_ceil(2)),
         }
     }
-    a.vectors = (2 * max_c).div_ceil(2);
+    // Rounded values and counts of one position (2 × channels), or the weight sums of a stage (o16).
+    a.vectors = round_up(max_c, 16);
     a
 }
 
@@ -162,6 +164,21 @@ impl<'m, 'a> Simulator<'m, 'a> {
     /// Runs image number `index` (its noise stream) and writes the final accumulators, one per
     /// class, into `out` — what TFHE would decrypt.
     pub fn run(&self, image: &[u8], index: u64, scratch: &mut [u64], out: &mut [i32]) -> Result<RunStats, RunError> {
+        self.run_traced(image, index, scratch, out, |_, _, _| ControlFlow::Continue(()))
+    }
+
+    /// [`Simulator::run`], showing `trace` the accumulators of every linear stage as they are
+    /// computed: `(stage index, stage info, accumulators)`, channels-last with a channel stride
+    /// rounded up to 16. Returning `Break` stops the run there (`out` is then left untouched).
+    /// Calibration uses this to observe each stage's accumulators.
+    pub fn run_traced(
+        &self,
+        image: &[u8],
+        index: u64,
+        scratch: &mut [u64],
+        out: &mut [i32],
+        mut trace: impl FnMut(usize, &StageInfo, &[i32]) -> ControlFlow<()>,
+    ) -> Result<RunStats, RunError> {
         let m = self.model;
         if image.len() != m.image_len() {
             return Err(RunError::ImageSize { expected: m.image_len(), actual: image.len() });
@@ -209,7 +226,12 @@ impl<'m, 'a> Simulator<'m, 'a> {
                     let lay = code_layout(m, i + 1);
                     stats += self.lookup(l, info, lay, acc, codes, thresholds, vectors, table, &mut sampler);
                     zp = info.codes.zero_point();
+                    continue;
                 }
+            }
+            let o = info.output;
+            if trace(i, info, &acc[..o.h * o.w * round_up(o.c, 16)]).is_break() {
+                return Ok(stats);
             }
         }
         out[..m.classes()].copy_from_slice(&acc[..m.classes()]);

@@ -50,3 +50,48 @@ pub fn sum_pool(x: &[i32], inp: Shape, k: usize, s: usize, out: &mut [i32]) -> S
     }
     Shape { h: oh, w: ow, c: inp.c }
 }
+
+/// The whole circuit, naively, with exact rounding and no noise: the final accumulators of `image`.
+/// Independent of the simulator's buffers, zero points and rounded thresholds, so tests can hold
+/// the simulator (and later the TFHE evaluator) to it.
+#[cfg(feature = "std")]
+pub fn evaluate(model: &crate::Model<'_>, image: &[u8], rounding_bits: Option<u8>) -> Vec<i32> {
+    use crate::model::Stage;
+    use crate::rounding::StageRounding;
+    let s = model.input_shape();
+    let mut x: Vec<i32> = (0..s.h * s.w * s.c)
+        .map(|i| {
+            let (p, c) = (i / s.c, i % s.c);
+            model.input_code(c, image[c * s.h * s.w + p]) as i32
+        })
+        .collect();
+    let mut shape = s;
+    for (stage, info) in model.stages().iter().zip(model.info()) {
+        let mut out = vec![0i32; info.output.len()];
+        shape = match stage {
+            Stage::Conv(c) => conv(
+                &x,
+                shape,
+                c.weights(),
+                c.out_channels as usize,
+                c.kernel_h as usize,
+                c.kernel_w as usize,
+                c.stride as usize,
+                c.padding as usize,
+                &mut out,
+            ),
+            Stage::Linear(l) => conv(&x, shape, l.weights(), l.out_features as usize, shape.h, shape.w, 1, 0, &mut out),
+            Stage::SumPool(p) => sum_pool(&x, shape, p.kernel as usize, p.stride as usize, &mut out),
+            Stage::Lookup(l) => {
+                let rnd = StageRounding::new(l.acc_bits, rounding_bits);
+                for (i, o) in out.iter_mut().enumerate() {
+                    let r = rnd.round(x[i]);
+                    *o = l.apply(r << rnd.lsbs, i % shape.c, shape.c) as i32;
+                }
+                shape
+            }
+        };
+        x = out;
+    }
+    x
+}
