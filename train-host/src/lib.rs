@@ -1,1 +1,8 @@
-
+//! The host side of cifhe: CIFAR loading, architectures, compiling float networks into the integer
+//! circuit, evaluation with the FHE simulator, and benchmarks. `main.rs` is the command line.
+pub mod arch;
+pub mod bench;
+pub mod cifar;
+pub mod compile;
+pub mod eval;
+pub mod paths;

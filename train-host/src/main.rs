@@ -1,1 +1,287 @@
-fn main() {}
+//! `train-host`: the cifhe command line. Run `train-host --help`.
+use cifhe_core::analysis::analyze;
+use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use train_host::arch::{Arch, FloatNet};
+use train_host::cifar::{self, Kind, Split};
+use train_host::{bench, compile, eval, paths};
+
+#[derive(Parser)]
+#[command(name = "train-host", version, about = "cifhe: encrypted CIFAR classification — host tool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// Low bits removed exactly before the PBS.
+    Exact,
+    /// Low bits removed by the PBS's modulus switch (can be off by one).
+    Approximate,
+}
+
+/// Options of a simulator run.
+#[derive(clap::Args)]
+struct SimArgs {
+    /// Bits kept before each lookup: a number, or `none` for no rounding [default: the model's].
+    #[arg(long, value_parser = parse_rounding)]
+    rounding_bits: Option<Rounding>,
+    /// Per-PBS error probability, e.g. 1e-3 or 2^-40.
+    #[arg(long, default_value = "2^-40", value_parser = parse_p_error)]
+    p_error: f64,
+    /// How the low bits are removed.
+    #[arg(long, value_enum, default_value = "exact")]
+    mode: Mode,
+    /// Seed of the simulated noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Rounding(Option<u8>);
+
+#[derive(Subcommand)]
+enum Command {
+    /// Classify CIFAR test images with the FHE simulator: predictions, accuracy, speed.
+    Classify {
+        /// Compiled model [default: the shipped model].
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// CIFAR data: folder or archive [default: $CIFHE_DATA or ../shared/data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Test images to classify.
+        #[arg(long, default_value_t = 1000)]
+        images: usize,
+        /// Predictions to print.
+        #[arg(long, default_value_t = 10)]
+        show: usize,
+        #[command(flatten)]
+        sim: SimArgs,
+    },
+    /// Accuracy on the full test set: per class, confusion matrix, images per second.
+    Eval {
+        /// Compiled model.
+        #[arg(long)]
+        model: PathBuf,
+        /// CIFAR data: folder or archive.
+        #[arg(long)]
+        data: PathBuf,
+        /// Evaluate only the first N test images.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print one JSON object instead of the text report.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        sim: SimArgs,
+    },
+    /// Compile an untrained (random-weight) network, calibrated on training images. Until trained
+    /// models exist, this is what measures the simulator on the real shapes.
+    Init {
+        /// Architecture (vgg11, small).
+        #[arg(long, default_value = "vgg11")]
+        arch: String,
+        /// Channel width multiplier.
+        #[arg(long, default_value_t = 1.0)]
+        width: f32,
+        /// Dataset (sets classes, normalisation, calibration images).
+        #[arg(long, value_enum, default_value = "cifar10")]
+        dataset: Kind,
+        /// CIFAR data: folder or archive.
+        #[arg(long)]
+        data: PathBuf,
+        /// Output model file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Weight seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Training images used for calibration.
+        #[arg(long, default_value_t = 256)]
+        calibration: usize,
+        /// Default rounding bits written into the model (`none` for no rounding).
+        #[arg(long, default_value = "6", value_parser = parse_rounding)]
+        rounding_bits: Rounding,
+    },
+    /// Show a model's stages, accumulator widths, multiply-accumulates and PBS counts.
+    Inspect {
+        /// Compiled model.
+        #[arg(long)]
+        model: PathBuf,
+    },
+    /// Measure simulator throughput and write it into BENCHMARKS.md.
+    Bench {
+        /// Compiled model [default: the shipped VGG11-shaped model].
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// CIFAR data [default: $CIFHE_DATA or ../shared/data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Test images per configuration.
+        #[arg(long, default_value_t = 10_000)]
+        images: usize,
+        /// Markdown file to update (its simulator section).
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
+}
+
+fn parse_rounding(s: &str) -> Result<Rounding, String> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Rounding(None));
+    }
+    match s.parse::<u8>() {
+        Ok(b) if (1..=24).contains(&b) => Ok(Rounding(Some(b))),
+        _ => Err(format!("'{s}' is not a rounding: give bits from 1 to 24, or 'none'")),
+    }
+}
+
+fn parse_p_error(s: &str) -> Result<f64, String> {
+    let v = match s.strip_prefix("2^") {
+        Some(e) => e.parse::<i32>().map(|e| 2f64.powi(e)).map_err(|_| format!("'{s}' is not a power of two like 2^-40")),
+        None => s.parse::<f64>().map_err(|_| format!("'{s}' is not a probability")),
+    }?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("p_error must be in [0, 1), got {v}"))
+    }
+}
+
+fn read_model(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read model {}: {e}", path.display()))
+}
+
+fn open_model<'a>(path: &Path, bytes: &'a [u8]) -> Result<Model<'a>, String> {
+    Model::from_bytes(bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn run_config(model: &Model<'_>, a: &SimArgs) -> RunConfig {
+    RunConfig {
+        rounding_bits: a.rounding_bits.map_or(model.rounding_bits(), |r| r.0),
+        mode: match a.mode {
+            Mode::Exact => RoundingMode::Exact,
+            Mode::Approximate => RoundingMode::Approximate,
+        },
+        noise: NoiseModel::from_p_error(a.p_error),
+        seed: a.seed,
+        ..RunConfig::new(model)
+    }
+}
+
+fn load_test(model: &Model<'_>, data: &Path, limit: Option<usize>) -> Result<cifar::Dataset, String> {
+    let kind = Kind::for_classes(model.classes())
+        .ok_or_else(|| format!("the model has {} classes: neither CIFAR-10 nor CIFAR-100", model.classes()))?;
+    let mut ds = cifar::load(data, kind, Split::Test).map_err(|e| e.to_string())?;
+    if let Some(n) = limit {
+        ds.truncate(n);
+    }
+    Ok(ds)
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Classify { model, data, images, show, sim } => {
+            let path = model.unwrap_or_else(paths::default_model);
+            let bytes = read_model(&path)?;
+            let m = open_model(&path, &bytes)?;
+            println!("model {} — {}", m.file().name, m.file().description);
+            let ds = load_test(&m, &data.unwrap_or_else(paths::default_data), Some(images))?;
+            let r = eval::evaluate(&m, &ds, run_config(&m, &sim), true)?;
+            println!("\n{:>6}  {:<12} {:<12}", "image", "true", "predicted");
+            for (i, &p) in r.predictions.iter().enumerate().take(show) {
+                let (t, p) = (ds.labels[i] as usize, p as usize);
+                println!("{i:>6}  {:<12} {:<12} {}", ds.names[t], ds.names[p], if t == p { "✓" } else { "✗" });
+            }
+            println!("\n{}", r.to_text().lines().take(4).collect::<Vec<_>>().join("\n"));
+        }
+        Command::Eval { model, data, limit, json, sim } => {
+            let bytes = read_model(&model)?;
+            let m = open_model(&model, &bytes)?;
+            let ds = load_test(&m, &data, limit)?;
+            let r = eval::evaluate(&m, &ds, run_config(&m, &sim), !json)?;
+            if json {
+                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+            } else {
+                print!("{}", r.to_text());
+            }
+        }
+        Command::Init { arch, width, dataset, data, out, seed, calibration, rounding_bits } => {
+            let a = Arch::by_name(&arch, dataset.classes(), width)?;
+            let net = FloatNet::random(a, (3, 32, 32), seed);
+            eprintln!("loading {dataset:?} training images for calibration…");
+            let mut train = cifar::load(&data, dataset, Split::Train).map_err(|e| e.to_string())?;
+            train.truncate(calibration);
+            let (mean, std) = dataset.normalization();
+            let name = format!("{arch}-random-{}", format!("{dataset:?}").to_lowercase());
+            let desc = format!(
+                "UNTRAINED: random He-initialised {arch} (width {width}, seed {seed}), 5-bit weights and activations, \
+                 calibrated on {} training images; for measuring the simulator, not for accuracy. \
+                 Made by `train-host init --arch {arch} --width {width} --dataset {} --seed {seed} --calibration {calibration}`.",
+                train.len(),
+                format!("{dataset:?}").to_lowercase()
+            );
+            let cfg = compile::QuantConfig { rounding_bits: rounding_bits.0, ..Default::default() };
+            let bytes = compile::compile(&net, mean, std, cfg, &train.images, &name, &desc, &train.names, &|s| eprintln!("{s}"))?;
+            std::fs::write(&out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!("wrote {} ({} bytes)", out.display(), bytes.len());
+        }
+        Command::Inspect { model } => {
+            let bytes = read_model(&model)?;
+            let m = open_model(&model, &bytes)?;
+            print!("{}", inspect(&m, bytes.len()));
+        }
+        Command::Bench { model, data, images, write } => {
+            let path = model.unwrap_or_else(paths::default_model);
+            let bytes = read_model(&path)?;
+            let m = open_model(&path, &bytes)?;
+            let ds = load_test(&m, &data.unwrap_or_else(paths::default_data), Some(images))?;
+            let (rows, peak) = bench::run_all(&m, &ds.images, &|s| eprintln!("benchmarking: {s}"))?;
+            let command = format!("cargo run --release -p train-host -- bench --images {images}");
+            let md = bench::markdown(&rows, peak, &m, &command);
+            print!("{md}");
+            if let Some(file) = write {
+                let doc = std::fs::read_to_string(&file).unwrap_or_default();
+                std::fs::write(&file, bench::replace_section(&doc, "simulator", &md))
+                    .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                eprintln!("updated {}", file.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn inspect(m: &Model<'_>, size: usize) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let f = m.file();
+    let _ = writeln!(s, "model {} ({} bytes), {} classes, default rounding {:?}", f.name, size, m.classes(), f.rounding_bits);
+    let _ = writeln!(s, "{}\n", f.description);
+    let _ = writeln!(s, "{:>3} {:<9} {:>14} {:>14} {:>10} {:>26} {:>9} {:>22}", "#", "stage", "output", "MACs", "PBS", "worst-case acc", "acc bits", "calibrated");
+    let (mut macs, mut pbs) = (0, 0);
+    for (i, r) in analyze(m).iter().enumerate() {
+        let o = r.output;
+        let bound = r.bound.map_or(String::new(), |((lo, hi), b)| format!("[{lo}, {hi}] {b} bits"));
+        let acc = r.acc_bits.map_or(String::new(), |b| b.to_string());
+        let cal = r.calibrated.map_or(String::new(), |((lo, hi), b)| format!("[{lo}, {hi}] {b} bits"));
+        let _ = writeln!(s, "{i:>3} {:<9} {:>14} {:>14} {:>10} {bound:>26} {acc:>9} {cal:>22}", r.kind, format!("{}x{}x{}", o.h, o.w, o.c), r.macs, r.pbs);
+        macs += r.macs;
+        pbs += r.pbs;
+    }
+    let _ = writeln!(s, "\ntotal: {:.3} G multiply-accumulates, {pbs} lookups (PBS) per image; scratch {} KiB", macs as f64 / 1e9, m.scratch_words() * 8 / 1024);
+    s
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

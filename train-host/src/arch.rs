@@ -1,0 +1,124 @@
+//! Network architectures as data, and float networks (weights) of them.
+//!
+//! The reference's adapted VGG11 and the small CNN are lists of [`Layer`]s, not code; training,
+//! compiling and reporting all walk the same list.
+use cifhe_core::rng::Rng;
+
+/// One layer of a float network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// 2-D convolution with bias.
+    Conv { out: usize, k: usize, stride: usize, pad: usize },
+    /// ReLU.
+    Relu,
+    /// Average pool (no padding).
+    AvgPool { k: usize, stride: usize },
+    /// Dense layer with bias over the flattened input.
+    Linear { out: usize },
+}
+
+/// A named architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arch {
+    /// Name, e.g. `vgg11`.
+    pub name: String,
+    /// Layers in order.
+    pub layers: Vec<Layer>,
+}
+
+/// Architectures known by name.
+pub const NAMES: [&str; 2] = ["vgg11", "small"];
+
+impl Arch {
+    /// An architecture by name (`vgg11`, `small`), with `width` scaling the channel counts.
+    pub fn by_name(name: &str, classes: usize, width: f32) -> Result<Arch, String> {
+        let ch = |c: usize| ((c as f32 * width).round() as usize).max(1);
+        let conv = |c| Layer::Conv { out: ch(c), k: 3, stride: 1, pad: 1 };
+        let pool = |k, stride| Layer::AvgPool { k, stride };
+        use Layer::Relu;
+        let layers = match name {
+            // The reference's VGG11 adapted to 32 × 32: spatial 32, 32, 31, 31, 15, 15, 7, 7, 7, 7, 1.
+            "vgg11" => vec![
+                conv(64), Relu, pool(2, 1),
+                conv(128), Relu, pool(2, 2),
+                conv(256), Relu, conv(256), Relu, pool(2, 2),
+                conv(512), Relu, conv(512), Relu, pool(1, 1),
+                conv(512), Relu, conv(512), Relu, pool(7, 1),
+                Layer::Linear { out: classes },
+            ],
+            // A small CNN for tests and the real-FHE demo.
+            "small" => vec![
+                conv(16), Relu, pool(2, 2),
+                conv(32), Relu, pool(2, 2),
+                conv(64), Relu, pool(8, 1),
+                Layer::Linear { out: classes },
+            ],
+            _ => return Err(format!("unknown architecture '{name}' (known: {})", NAMES.join(", "))),
+        };
+        Ok(Arch { name: name.into(), layers })
+    }
+}
+
+/// Parameters of one layer: weights (PyTorch order) and bias.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// `[out][in][kh][kw]` for convolutions, `[out][in·h·w]` (channel-major) for linear layers.
+    pub weight: Vec<f32>,
+    /// One per output.
+    pub bias: Vec<f32>,
+}
+
+/// A float network: an architecture, its input shape and its parameters.
+#[derive(Debug, Clone)]
+pub struct FloatNet {
+    /// Architecture.
+    pub arch: Arch,
+    /// Input channels, height, width.
+    pub input: (usize, usize, usize),
+    /// Parameters of each layer (`None` for layers without).
+    pub params: Vec<Option<Params>>,
+}
+
+/// Shape after each layer, starting from `(c, h, w)`.
+pub fn shapes(arch: &Arch, input: (usize, usize, usize)) -> Vec<(usize, usize, usize)> {
+    let mut s = input;
+    arch.layers
+        .iter()
+        .map(|l| {
+            s = match *l {
+                Layer::Conv { out, k, stride, pad } => (out, (s.1 + 2 * pad - k) / stride + 1, (s.2 + 2 * pad - k) / stride + 1),
+                Layer::Relu => s,
+                Layer::AvgPool { k, stride } => (s.0, (s.1 - k) / stride + 1, (s.2 - k) / stride + 1),
+                Layer::Linear { out } => (out, 1, 1),
+            };
+            s
+        })
+        .collect()
+}
+
+impl FloatNet {
+    /// He-initialised weights and zero biases, from `seed`: an untrained network.
+    pub fn random(arch: Arch, input: (usize, usize, usize), seed: u64) -> FloatNet {
+        let mut rng = Rng::new(seed, 0);
+        let mut normal = move || {
+            // Box–Muller.
+            let (u, v) = (rng.open01(), rng.open01());
+            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+        };
+        let mut s = input;
+        let mut params = Vec::new();
+        for (layer, next) in arch.layers.iter().zip(shapes(&arch, input)) {
+            let fan_in = match *layer {
+                Layer::Conv { k, .. } => s.0 * k * k,
+                Layer::Linear { .. } => s.0 * s.1 * s.2,
+                _ => 0,
+            };
+            params.push((fan_in > 0).then(|| {
+                let std = (2.0 / fan_in as f32).sqrt();
+                Params { weight: (0..next.0 * fan_in).map(|_| normal() * std).collect(), bias: vec![0.0; next.0] }
+            }));
+            s = next;
+        }
+        FloatNet { arch, input, params }
+    }
+}
