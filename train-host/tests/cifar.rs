@@ -1,0 +1,57 @@
+//! The CIFAR readers on the real files (`$CIFHE_DATA` or ../shared/data) and on broken ones.
+use std::path::PathBuf;
+use train_host::cifar::{load, DataError, Kind, Split, IMAGE_LEN};
+use train_host::paths::default_data;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cifhe-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn reads_the_official_test_sets_from_the_archives() {
+    let c10 = load(&default_data(), Kind::Cifar10, Split::Test).expect("CIFAR-10 test set");
+    assert_eq!((c10.len(), c10.images.len()), (10_000, 10_000 * IMAGE_LEN));
+    assert_eq!(c10.names[0], "airplane");
+    assert_eq!(c10.names[9], "truck");
+    // The official test set: first labels cat, ship, ship, airplane; 1000 images a class.
+    assert_eq!(&c10.labels[..4], &[3, 8, 8, 0]);
+    assert!((0..10).all(|k| c10.labels.iter().filter(|&&l| l == k).count() == 1000));
+    let c100 = load(&default_data(), Kind::Cifar100, Split::Test).expect("CIFAR-100 test set");
+    assert_eq!(c100.len(), 10_000);
+    assert_eq!(c100.names.len(), 100);
+    assert_eq!(c100.names[0], "apple");
+    assert!((0..100).all(|k| c100.labels.iter().filter(|&&l| l == k).count() == 100));
+}
+
+#[test]
+fn reads_an_unpacked_folder_and_refuses_broken_files() {
+    let dir = temp_dir("cifar");
+    let err = load(&dir.join("nope"), Kind::Cifar10, Split::Test).unwrap_err();
+    assert!(matches!(err, DataError::NotFound(_)), "{err}");
+    let err = load(&dir, Kind::Cifar10, Split::Test).unwrap_err();
+    assert!(err.to_string().contains("test_batch.bin not found"), "{err}");
+
+    // Two good records, unpacked in the official folder name.
+    let folder = dir.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut rec = vec![7u8];
+    rec.extend((0..IMAGE_LEN).map(|i| i as u8));
+    let two = [rec.clone(), rec.clone()].concat();
+    std::fs::write(folder.join("test_batch.bin"), &two).unwrap();
+    let ds = load(&dir, Kind::Cifar10, Split::Test).unwrap();
+    assert_eq!((ds.len(), ds.labels[1], ds.image(1)[5]), (2, 7, 5));
+
+    std::fs::write(folder.join("test_batch.bin"), &two[..two.len() - 100]).unwrap();
+    let err = load(&dir, Kind::Cifar10, Split::Test).unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+
+    let mut bad = two.clone();
+    bad[IMAGE_LEN + 1] = 42;
+    std::fs::write(folder.join("test_batch.bin"), &bad).unwrap();
+    let err = load(&dir, Kind::Cifar10, Split::Test).unwrap_err();
+    assert!(err.to_string().contains("record 1: label 42"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

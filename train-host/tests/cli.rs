@@ -1,0 +1,83 @@
+//! The command line as a user meets it: the README's main command, JSON output, clear errors.
+use std::process::Command;
+
+fn train_host(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_train-host")).args(args).output().expect("runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn classify_runs_on_the_shipped_model() {
+    let (ok, out, err) = train_host(&["classify", "--images", "40", "--show", "3"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("top-1 accuracy") && out.contains("images/s"), "{out}");
+    assert!(out.contains("UNTRAINED"), "the random model must say so: {out}");
+    assert_eq!(out.lines().filter(|l| l.contains('✓') || l.contains('✗')).count(), 3);
+}
+
+#[test]
+fn eval_json_reports_accuracy_and_speed() {
+    let model = train_host::paths::default_model();
+    let data = train_host::paths::default_data();
+    let (ok, out, err) = train_host(&[
+        "eval", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(),
+        "--limit", "100", "--json", "--rounding-bits", "5", "--p-error", "0.01", "--mode", "approximate",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["images"], 100);
+    assert_eq!(v["rounding_bits"], 5);
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.0 && v["images_per_second"].as_f64().unwrap() > 0.0);
+    assert!(v["noise_events"].as_u64().unwrap() > 0, "p_error 0.01 must move some lookups");
+    let confusion: u64 = v["confusion"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|x| x.as_u64().unwrap()).sum();
+    assert_eq!(confusion, 100);
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("cifhe-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = train_host::paths::default_data();
+    let data = data.to_str().unwrap();
+
+    let missing = dir.join("missing.cifhe");
+    let (ok, _, err) = train_host(&["eval", "--model", missing.to_str().unwrap(), "--data", data]);
+    assert!(!ok && err.contains("cannot read model"), "{err}");
+
+    let shipped = std::fs::read(train_host::paths::default_model()).unwrap();
+    let truncated = dir.join("truncated.cifhe");
+    std::fs::write(&truncated, &shipped[..shipped.len() / 2]).unwrap();
+    let (ok, _, err) = train_host(&["eval", "--model", truncated.to_str().unwrap(), "--data", data]);
+    assert!(!ok && err.contains("truncated"), "{err}");
+
+    let png = dir.join("picture.png");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\n not a model at all").unwrap();
+    let (ok, _, err) = train_host(&["inspect", "--model", png.to_str().unwrap()]);
+    assert!(!ok && err.contains("not a cifhe model"), "{err}");
+
+    let (ok, _, err) = train_host(&["classify", "--rounding-bits", "0"]);
+    assert!(!ok && err.contains("rounding"), "{err}");
+    let (ok, _, err) = train_host(&["classify", "--p-error", "1.5"]);
+    assert!(!ok && err.contains("p_error"), "{err}");
+    let (ok, _, err) = train_host(&["classify", "--data", dir.to_str().unwrap()]);
+    assert!(!ok && err.contains("test_batch.bin not found"), "{err}");
+    let (ok, _, err) = train_host(&["init", "--arch", "resnet", "--data", data, "--out", "x"]);
+    assert!(!ok && err.contains("unknown architecture"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn init_compiles_a_small_network_that_inspect_and_eval_accept() {
+    let dir = std::env::temp_dir().join(format!("cifhe-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("small.cifhe");
+    let data = train_host::paths::default_data();
+    let (ok, _, err) = train_host(&[
+        "init", "--arch", "small", "--dataset", "cifar10", "--data", data.to_str().unwrap(),
+        "--out", out.to_str().unwrap(), "--calibration", "32",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, text, err) = train_host(&["inspect", "--model", out.to_str().unwrap()]);
+    assert!(ok && text.contains("lookup") && text.contains("10 classes"), "{text}{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
