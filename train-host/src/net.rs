@@ -1,0 +1,202 @@
+//! The trainable network (burn): any [`Arch`] as data, float or quantization-aware.
+//!
+//! Quantization-aware mode mirrors the integer circuit `compile` produces, operation for
+//! operation: the input is quantized with the same scale as the input table; weights are signed,
+//! symmetric, narrow-range codes with one scale per tensor; every lookup site (after each
+//! convolution and its ReLU, after each non-identity pool) quantizes with a learned scale. Rounding
+//! uses a straight-through estimator, so gradients reach the weights and the scales.
+use crate::arch::{shapes, Arch, FloatNet, Layer, Params};
+use crate::compile::input_scale;
+use burn::module::{Module, Param};
+use burn::tensor::activation::relu;
+use burn::tensor::module::{avg_pool2d, conv2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// Parameters of the network; the architecture is kept beside them.
+#[derive(Module, Debug)]
+pub struct Net {
+    /// Weights of the convolutions and of the final linear layer, in layer order.
+    weights: Vec<Param<Tensor<4>>>,
+    /// Their biases.
+    biases: Vec<Param<Tensor<1>>>,
+    /// Natural log of each lookup site's quantization scale (learned during QAT).
+    log_scales: Param<Tensor<1>>,
+}
+
+/// How to run the network.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quant {
+    /// Bits of the weight codes.
+    pub weight_bits: u32,
+    /// Bits of the activation codes.
+    pub act_bits: u32,
+    /// Scale of the input codes (fixed: it is folded into the input table).
+    pub input_scale: f32,
+}
+
+/// A lookup site: after a convolution (and its ReLU) or after a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Site {
+    /// Whether the values there are never negative (after ReLU, or a pool of such values).
+    pub nonneg: bool,
+}
+
+/// The lookup sites of `arch`, in circuit order.
+pub fn sites(arch: &Arch) -> Vec<Site> {
+    let mut nonneg = false;
+    let mut v = Vec::new();
+    for (i, l) in arch.layers.iter().enumerate() {
+        match l {
+            Layer::Conv { .. } => {
+                nonneg = matches!(arch.layers.get(i + 1), Some(Layer::Relu));
+                v.push(Site { nonneg });
+            }
+            Layer::AvgPool { k: 1, stride: 1 } => {}
+            Layer::AvgPool { .. } => v.push(Site { nonneg }),
+            _ => {}
+        }
+    }
+    v
+}
+
+/// Straight-through fake quantization: `s · clamp(round(x / s), lo, hi)`, gradient of the identity
+/// through the rounding (and LSQ-style gradient to `s`).
+fn fake_quant<const D: usize>(x: Tensor<D>, s: Tensor<D>, lo: f32, hi: f32) -> Tensor<D> {
+    let y = x / s.clone();
+    let rounded = y.clone() + (y.clone().round() - y).detach();
+    rounded.clamp(lo, hi) * s
+}
+
+fn scalar_as<const D: usize>(t: Tensor<1>) -> Tensor<D> {
+    t.reshape([1; D])
+}
+
+impl Net {
+    /// A network of `arch` with the parameters of `float` (scales initialised to 1).
+    pub fn from_float(float: &FloatNet, device: &Device) -> Net {
+        let mut weights = Vec::new();
+        let mut biases = Vec::new();
+        let mut shape_in = float.input;
+        for ((layer, p), out) in float.arch.layers.iter().zip(&float.params).zip(shapes(&float.arch, float.input)) {
+            if let Some(p) = p {
+                let dims = match *layer {
+                    Layer::Conv { out, k, .. } => [out, shape_in.0, k, k],
+                    Layer::Linear { out } => [out, shape_in.0, shape_in.1, shape_in.2],
+                    _ => unreachable!("only convolutions and linear layers have parameters"),
+                };
+                weights.push(Param::from_tensor(Tensor::from_data(TensorData::new(p.weight.clone(), dims), device)));
+                biases.push(Param::from_tensor(Tensor::from_data(TensorData::new(p.bias.clone(), [p.bias.len()]), device)));
+            }
+            shape_in = out;
+        }
+        let n = sites(&float.arch).len().max(1);
+        let log_scales = Param::from_tensor(Tensor::from_data(TensorData::new(vec![0f32; n], [n]), device));
+        Net { weights, biases, log_scales }
+    }
+
+    /// The parameters back as a float network of `arch`.
+    pub fn to_float(&self, arch: &Arch, input: (usize, usize, usize)) -> FloatNet {
+        let mut k = 0;
+        let params = arch
+            .layers
+            .iter()
+            .map(|l| match l {
+                Layer::Conv { .. } | Layer::Linear { .. } => {
+                    let p = Params { weight: to_vec(self.weights[k].val()), bias: to_vec(self.biases[k].val()) };
+                    k += 1;
+                    Some(p)
+                }
+                _ => None,
+            })
+            .collect();
+        FloatNet { arch: arch.clone(), input, params }
+    }
+
+    /// The learned scale of each lookup site.
+    pub fn scales(&self) -> Vec<f32> {
+        to_vec(self.log_scales.val().exp())
+    }
+
+    /// Sets the scales (QAT starts from calibrated ones).
+    pub fn set_scales(self, scales: &[f32], device: &Device) -> Net {
+        let logs: Vec<f32> = scales.iter().map(|s| s.max(1e-8).ln()).collect();
+        let n = logs.len();
+        Net { log_scales: Param::from_tensor(Tensor::from_data(TensorData::new(logs, [n]), device)), ..self }
+    }
+
+    /// Logits of a batch `[n, 3, h, w]` of normalised images. With `quant`, the forward pass of
+    /// the quantized circuit; `record` receives the (float) value tensor at every lookup site.
+    pub fn forward(&self, x: Tensor<4>, arch: &Arch, quant: Option<Quant>, mut record: Option<&mut Vec<Tensor<4>>>) -> Tensor<2> {
+        let half = |bits: u32| (1i32 << (bits - 1)) as f32;
+        let mut x = match quant {
+            Some(q) => {
+                let s = Tensor::<1>::from_data(TensorData::new(vec![q.input_scale], [1]), &x.device());
+                fake_quant(x, scalar_as(s), -half(q.act_bits), half(q.act_bits) - 1.0)
+            }
+            None => x,
+        };
+        let site_kinds = sites(arch);
+        let (mut p, mut site) = (0, 0);
+        let mut quantize_site = |x: Tensor<4>, site: usize| -> Tensor<4> {
+            if let Some(r) = record.as_deref_mut() {
+                r.push(x.clone().detach());
+            }
+            match quant {
+                Some(q) => {
+                    let s = scalar_as(self.log_scales.val().slice(site..site + 1).exp());
+                    let lo = if site_kinds[site].nonneg { 0.0 } else { -half(q.act_bits) };
+                    fake_quant(x, s, lo, half(q.act_bits) - 1.0)
+                }
+                None => x,
+            }
+        };
+        let weight = |p: usize| -> Tensor<4> {
+            let w = self.weights[p].val();
+            match quant {
+                Some(q) => {
+                    let qmax = half(q.weight_bits) - 1.0;
+                    let s = scalar_as::<4>(w.clone().abs().max().detach().reshape([1]) / qmax).clamp_min(1e-12);
+                    fake_quant(w, s, -qmax, qmax)
+                }
+                None => w,
+            }
+        };
+        for (i, layer) in arch.layers.iter().enumerate() {
+            match *layer {
+                Layer::Conv { stride, pad, .. } => {
+                    x = conv2d(x, weight(p), Some(self.biases[p].val()), ConvOptions::new([stride; 2], [pad; 2], [1, 1], 1));
+                    p += 1;
+                    if matches!(arch.layers.get(i + 1), Some(Layer::Relu)) {
+                        x = relu(x);
+                    }
+                    x = quantize_site(x, site);
+                    site += 1;
+                }
+                Layer::Relu | Layer::AvgPool { k: 1, stride: 1 } => {}
+                Layer::AvgPool { k, stride } => {
+                    x = avg_pool2d(x, AvgPoolOptions::new([k; 2]).with_stride([stride; 2]));
+                    x = quantize_site(x, site);
+                    site += 1;
+                }
+                Layer::Linear { out } => {
+                    let [n, c, h, w] = x.dims();
+                    let flat = x.clone().reshape([n, c * h * w]);
+                    let wt = weight(p).reshape([out, c * h * w]).transpose();
+                    return flat.matmul(wt) + self.biases[p].val().reshape([1, out]);
+                }
+            }
+        }
+        unreachable!("architectures end with a linear layer")
+    }
+}
+
+/// The float values of a tensor.
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec::<f32>().expect("float tensor")
+}
+
+/// The fake-quant settings matching `compile` for a dataset's normalisation.
+pub fn quant_for(mean: [f32; 3], std: [f32; 3], weight_bits: u32, act_bits: u32) -> Quant {
+    Quant { weight_bits, act_bits, input_scale: input_scale(mean, std, act_bits) as f32 }
+}
