@@ -13,7 +13,7 @@ fn compiled_small_cnn_runs_identically_in_simulator_and_reference() {
     let (mean, std) = Kind::Cifar10.normalization();
     let net = FloatNet::random(Arch::by_name("small", 10, 1.0).unwrap(), (3, 32, 32), 1);
     let calib = &data.images[..64 * 3072];
-    let bytes = compile(&net, mean, std, QuantConfig::default(), calib, "t", "test", &data.names, &|_| {}).unwrap();
+    let bytes = compile(&net, mean, std, QuantConfig::default(), calib, None, "t", "test", &data.names, &|_| {}).unwrap();
     let model = Model::from_bytes(&bytes).unwrap();
     let mut scratch = vec![0u64; model.scratch_words()];
     let mut out = vec![0i32; 10];

@@ -88,6 +88,8 @@ struct Pending {
     factor: f64,
     bias: Vec<f64>,
     relu: bool,
+    /// Output codes are never negative (see [`crate::net::sites`]).
+    nonneg: bool,
 }
 
 /// What calibration saw of one linear stage's accumulators.
@@ -97,7 +99,16 @@ struct Observed {
     samples: Vec<f64>,
 }
 
+/// Scale of the input codes: the whole normalised pixel range maps onto the signed codes, so the
+/// input quantizer never clips. Shared by the compiler and the quantization-aware network.
+pub fn input_scale(mean: [f32; 3], std: [f32; 3], act_bits: u32) -> f64 {
+    let half = (1i32 << (act_bits - 1)) as f64;
+    (0..3).map(|ch| ((0.0 - mean[ch]) / std[ch]).abs().max(((1.0 - mean[ch]) / std[ch]).abs())).fold(0f32, f32::max) as f64 / half
+}
+
 /// Compiles `net` (inputs normalised by `mean`/`std`) using `calib` images (channel planes).
+/// `scales` are the output scales of the lookup sites learned by quantization-aware training;
+/// without them each site's scale is set from the `percentile` of its calibration values.
 #[allow(clippy::too_many_arguments)]
 pub fn compile(
     net: &FloatNet,
@@ -105,6 +116,7 @@ pub fn compile(
     std: [f32; 3],
     cfg: QuantConfig,
     calib: &[u8],
+    scales: Option<&[f32]>,
     name: &str,
     description: &str,
     labels: &[String],
@@ -115,9 +127,8 @@ pub fn compile(
         return Err("compile needs 3-channel calibration images".into());
     }
     let half = 1i32 << (cfg.act_bits - 1);
-    // Input: normalisation folded into a table; the scale covers the whole normalised range.
-    let s_in = (0..3).map(|ch| ((0.0 - mean[ch]) / std[ch]).abs().max(((1.0 - mean[ch]) / std[ch]).abs())).fold(0f32, f32::max) as f64
-        / half as f64;
+    // Input: normalisation folded into a table.
+    let s_in = input_scale(mean, std, cfg.act_bits);
     let table: Vec<[i8; 256]> = (0..3)
         .map(|ch| {
             std::array::from_fn(|p| {
@@ -130,6 +141,8 @@ pub fn compile(
     b.description(description).labels(labels).rounding_bits(cfg.rounding_bits);
 
     let mut pending = Vec::new();
+    let mut sites = crate::net::sites(&net.arch).into_iter();
+    let mut nonneg = || sites.next().map_or(false, |s| s.nonneg);
     let mut final_linear = None;
     let layer_shapes = shapes(&net.arch, net.input);
     let mut shape_in = net.input;
@@ -140,13 +153,13 @@ pub fn compile(
             (Layer::Conv { out, k, stride, pad }, Some(p)) => {
                 let (q, s_w) = quantize_weights(&p.weight, cfg.weight_bits);
                 b.conv(&q, out, shape_in.0, k, k, stride, pad);
-                pending.push(Pending { stage: b.len(), factor: s_w, bias: p.bias.iter().map(|&v| v as f64).collect(), relu });
+                pending.push(Pending { stage: b.len(), factor: s_w, bias: p.bias.iter().map(|&v| v as f64).collect(), relu, nonneg: nonneg() });
                 b.lookup(31, 0, 0, &vec![vec![]; out], (0, 0));
             }
             (Layer::AvgPool { k: 1, stride: 1 }, _) | (Layer::Relu, _) => {}
             (Layer::AvgPool { k, stride }, _) => {
                 b.sum_pool(k, stride);
-                pending.push(Pending { stage: b.len(), factor: 1.0 / (k * k) as f64, bias: vec![0.0; shape_in.0], relu: false });
+                pending.push(Pending { stage: b.len(), factor: 1.0 / (k * k) as f64, bias: vec![0.0; shape_in.0], relu: false, nonneg: nonneg() });
                 b.lookup(31, 0, 0, &vec![vec![]; shape_in.0], (0, 0));
             }
             (Layer::Linear { out }, Some(p)) => {
@@ -169,11 +182,16 @@ pub fn compile(
         progress(&format!("calibrating lookup {}/{}", n + 1, pending.len()));
         let affine = Affine { scale: vec![s_x * p.factor; p.bias.len()], bias: p.bias.clone(), relu: p.relu };
         let obs = observe(&b, p.stage - 1, calib, &affine)?;
-        let mut mags: Vec<f64> = obs.samples.iter().map(|v| v.abs()).collect();
-        let idx = ((cfg.percentile / 100.0) * mags.len().saturating_sub(1) as f64).round() as usize;
-        let threshold = if mags.is_empty() { 0.0 } else { *mags.select_nth_unstable_by(idx, f64::total_cmp).1 };
-        let (lo, hi) = if p.relu || obs.samples.iter().all(|&v| v >= 0.0) { (0, half - 1) } else { (-half, half - 1) };
-        let s_out = if threshold > 0.0 { threshold / (half - 1) as f64 } else { 1.0 };
+        let (lo, hi) = if p.nonneg { (0, half - 1) } else { (-half, half - 1) };
+        let s_out = match scales {
+            Some(s) => *s.get(n).ok_or("fewer learned scales than lookup sites")? as f64,
+            None => {
+                let mut mags: Vec<f64> = obs.samples.iter().map(|v| v.abs()).collect();
+                let idx = ((cfg.percentile / 100.0) * mags.len().saturating_sub(1) as f64).round() as usize;
+                let threshold = if mags.is_empty() { 0.0 } else { *mags.select_nth_unstable_by(idx, f64::total_cmp).1 };
+                if threshold > 0.0 { threshold / (half - 1) as f64 } else { 1.0 }
+            }
+        };
         let t: Vec<Vec<i32>> = (0..p.bias.len()).map(|c| thresholds(&affine, c, s_out, lo, hi)).collect();
         let bits = signed_bits(obs.min as i64, obs.max as i64) as u8;
         b.set_lookup(p.stage, bits, lo as i8, hi as i8, &t, (obs.min, obs.max));

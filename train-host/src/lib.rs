@@ -5,4 +5,6 @@ pub mod bench;
 pub mod cifar;
 pub mod compile;
 pub mod eval;
+pub mod net;
 pub mod paths;
+pub mod train;

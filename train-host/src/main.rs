@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use train_host::arch::{Arch, FloatNet};
 use train_host::cifar::{self, Kind, Split};
-use train_host::{bench, compile, eval, paths};
+use train_host::{bench, compile, eval, paths, train};
 
 #[derive(Parser)]
 #[command(name = "train-host", version, about = "cifhe: encrypted CIFAR classification — host tool")]
@@ -104,6 +104,63 @@ enum Command {
         #[arg(long, default_value_t = 256)]
         calibration: usize,
         /// Default rounding bits written into the model (`none` for no rounding).
+        #[arg(long, default_value = "6", value_parser = parse_rounding)]
+        rounding_bits: Rounding,
+    },
+    /// Train a network (float, then quantization-aware), checkpointing every epoch, and compile it.
+    Train {
+        /// Architecture (vgg11, small).
+        #[arg(long, default_value = "small")]
+        arch: String,
+        /// Channel width multiplier.
+        #[arg(long, default_value_t = 1.0)]
+        width: f32,
+        /// Dataset.
+        #[arg(long, value_enum, default_value = "cifar10")]
+        dataset: Kind,
+        /// CIFAR data: folder or archive.
+        #[arg(long)]
+        data: PathBuf,
+        /// Run folder: checkpoint, log, compiled model (keep it outside the work tree).
+        #[arg(long)]
+        run_dir: PathBuf,
+        /// Float epochs.
+        #[arg(long, default_value_t = 10)]
+        float_epochs: usize,
+        /// Quantization-aware epochs.
+        #[arg(long, default_value_t = 2)]
+        qat_epochs: usize,
+        /// Batch size.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Peak learning rate of the float epochs (Adam, warm-up then cosine).
+        #[arg(long, default_value_t = 2e-3)]
+        lr: f64,
+        /// Peak learning rate of the QAT epochs.
+        #[arg(long, default_value_t = 2e-4)]
+        qat_lr: f64,
+        /// Label smoothing.
+        #[arg(long, default_value_t = 0.1)]
+        smoothing: f32,
+        /// Batch normalisation after each convolution in float training (folded before QAT).
+        #[arg(long)]
+        batch_norm: bool,
+        /// Seed of weights, shuffling and augmentation.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Train on the first N training images only.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Test images whose accuracy is logged each epoch and reported at the end.
+        #[arg(long, default_value_t = 10_000)]
+        eval_images: usize,
+        /// Continue the run in --run-dir.
+        #[arg(long)]
+        resume: bool,
+        /// Also copy the compiled model here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Default rounding bits written into the model.
         #[arg(long, default_value = "6", value_parser = parse_rounding)]
         rounding_bits: Rounding,
     },
@@ -226,9 +283,49 @@ fn run(cli: Cli) -> Result<(), String> {
                 format!("{dataset:?}").to_lowercase()
             );
             let cfg = compile::QuantConfig { rounding_bits: rounding_bits.0, ..Default::default() };
-            let bytes = compile::compile(&net, mean, std, cfg, &train.images, &name, &desc, &train.names, &|s| eprintln!("{s}"))?;
+            let bytes = compile::compile(&net, mean, std, cfg, &train.images, None, &name, &desc, &train.names, &|s| eprintln!("{s}"))?;
             std::fs::write(&out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             println!("wrote {} ({} bytes)", out.display(), bytes.len());
+        }
+        Command::Train {
+            arch, width, dataset, data, run_dir, float_epochs, qat_epochs, batch, lr, qat_lr, smoothing, batch_norm, seed, limit,
+            eval_images, resume, out, rounding_bits,
+        } => {
+            let (mean, std) = dataset.normalization();
+            let cfg = train::TrainConfig {
+                arch: arch.clone(), width, classes: dataset.classes(), float_epochs, qat_epochs, batch, lr, qat_lr,
+                smoothing, weight_bits: 5, act_bits: 5, batch_norm, seed, mean, std,
+            };
+            Arch::by_name(&arch, dataset.classes(), width)?;
+            eprintln!("loading {dataset:?}…");
+            let mut train_set = cifar::load(&data, dataset, Split::Train).map_err(|e| e.to_string())?;
+            if let Some(n) = limit {
+                train_set.truncate(n);
+            }
+            let mut test = cifar::load(&data, dataset, Split::Test).map_err(|e| e.to_string())?;
+            test.truncate(eval_images);
+            let t = train::train(&cfg, &train_set, &test, &run_dir, resume)?;
+            let ds_name = format!("{dataset:?}").to_lowercase();
+            let name = format!("{arch}-{ds_name}");
+            let desc = format!(
+                "{arch} (width {width}) trained on {} {ds_name} training images: {float_epochs} float + {qat_epochs} QAT epochs,                  5-bit weights and activations, {:.2} CPU-hours on {} threads; by `train-host train --arch {arch} --width {width}                  --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} --lr {lr} --qat-lr {qat_lr} --seed {seed}{}{}`.",
+                train_set.len(),
+                t.seconds * rayon::current_num_threads() as f64 / 3600.0,
+                rayon::current_num_threads(),
+                limit.map_or(String::new(), |n| format!(" --limit {n}")),
+                if batch_norm { " --batch-norm" } else { "" },
+            );
+            let qcfg = compile::QuantConfig { rounding_bits: rounding_bits.0, ..Default::default() };
+            let calib = &train_set.images[..train_set.images.len().min(512 * cifar::IMAGE_LEN)];
+            let bytes = compile::compile(&t.net, mean, std, qcfg, calib, Some(&t.scales), &name, &desc, &train_set.names, &|s| eprintln!("{s}"))?;
+            let path = run_dir.join("model.cifhe");
+            std::fs::write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            if let Some(o) = &out {
+                std::fs::write(o, &bytes).map_err(|e| format!("cannot write {}: {e}", o.display()))?;
+            }
+            let m = open_model(&path, &bytes)?;
+            print!("{}", train_report(&m, &t, &cfg, &test)?);
+            println!("wrote {}", out.as_ref().unwrap_or(&path).display());
         }
         Command::Inspect { model } => {
             let bytes = read_model(&model)?;
@@ -253,6 +350,30 @@ fn run(cli: Cli) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Float, QAT and integer-circuit accuracy of a finished run, and how often the circuit's class
+/// equals the QAT network's (exact arithmetic, no rounding, no noise).
+fn train_report(m: &Model<'_>, t: &train::Trained, cfg: &train::TrainConfig, test: &cifar::Dataset) -> Result<String, String> {
+    use std::fmt::Write;
+    let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
+    let net = train_host::net::Net::from_float(&t.net, &burn::tensor::Device::flex()).set_scales(&t.scales, &burn::tensor::Device::flex());
+    let quant = train_host::net::quant_for(cfg.mean, cfg.std, cfg.weight_bits, cfg.act_bits);
+    let (qat_acc, qat_pred) = train::accuracy(&net, &arch, test, cfg, Some(quant));
+    let exact = RunConfig { rounding_bits: None, noise: NoiseModel::NONE, ..RunConfig::new(m) };
+    let circuit = eval::evaluate(m, test, exact, false)?;
+    let agree = circuit.predictions.iter().zip(&qat_pred).filter(|(a, b)| a == b).count();
+    let rounded = eval::evaluate(m, test, RunConfig::new(m), false)?;
+    let float_acc = t.log.iter().filter(|e| e.phase == "float").last().map_or(f64::NAN, |e| e.eval_accuracy);
+    let mut s = String::new();
+    let _ = writeln!(s, "\naccuracy on {} test images:", test.len());
+    let _ = writeln!(s, "  float (last float epoch)          {:.2}%", 100.0 * float_acc);
+    let _ = writeln!(s, "  QAT, fake-quant                   {:.2}%", 100.0 * qat_acc);
+    let _ = writeln!(s, "  integer circuit, no rounding      {:.2}%", 100.0 * circuit.accuracy);
+    let _ = writeln!(s, "  FHE simulation, {:?} bits, 2^-40  {:.2}%", m.rounding_bits(), 100.0 * rounded.accuracy);
+    let _ = writeln!(s, "  circuit = QAT argmax on {:.2}% of images ({agree}/{})", 100.0 * agree as f64 / test.len().max(1) as f64, test.len());
+    let _ = writeln!(s, "  training: {:.2} hours wall-clock", t.seconds / 3600.0);
+    Ok(s)
 }
 
 fn inspect(m: &Model<'_>, size: usize) -> String {

@@ -11,6 +11,8 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::relu;
 use burn::tensor::module::{avg_pool2d, conv2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
+use burn::module::RunningState;
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// Parameters of the network; the architecture is kept beside them.
@@ -22,7 +24,13 @@ pub struct Net {
     biases: Vec<Param<Tensor<1>>>,
     /// Natural log of each lookup site's quantization scale (learned during QAT).
     log_scales: Param<Tensor<1>>,
+    /// Batch normalisation after each convolution, during float training only (empty otherwise):
+    /// it is folded into the convolutions before QAT, so the circuit never sees it.
+    norms: Vec<BatchNorm>,
 }
+
+/// A batch normalisation's parameters and running statistics, for checkpoints.
+pub type NormState = [Vec<f32>; 4];
 
 /// How to run the network.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,7 +100,60 @@ impl Net {
         }
         let n = sites(&float.arch).len().max(1);
         let log_scales = Param::from_tensor(Tensor::from_data(TensorData::new(vec![0f32; n], [n]), device));
-        Net { weights, biases, log_scales }
+        Net { weights, biases, log_scales, norms: Vec::new() }
+    }
+
+    /// Adds batch normalisation after every convolution, fresh or from checkpointed `states`.
+    pub fn with_norms(self, states: Option<&[NormState]>, device: &Device) -> Net {
+        let t = |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+        let convs = self.weights.len() - 1;
+        let norms = (0..convs)
+            .map(|p| {
+                let c = self.weights[p].dims()[0];
+                let bn = BatchNormConfig::new(c).init(device);
+                match states.and_then(|s| s.get(p)) {
+                    Some([g, b, m, v]) => BatchNorm {
+                        gamma: Param::from_tensor(t(g)),
+                        beta: Param::from_tensor(t(b)),
+                        running_mean: RunningState::new(t(m)),
+                        running_var: RunningState::new(t(v)),
+                        ..bn
+                    },
+                    None => bn,
+                }
+            })
+            .collect();
+        Net { norms, ..self }
+    }
+
+    /// The batch normalisations' state (empty without them).
+    pub fn norm_states(&self) -> Vec<NormState> {
+        self.norms
+            .iter()
+            .map(|bn| [to_vec(bn.gamma.val()), to_vec(bn.beta.val()), to_vec(bn.running_mean.value()), to_vec(bn.running_var.value())])
+            .collect()
+    }
+
+    /// Folds each batch normalisation (running statistics) into its convolution:
+    /// `w' = w · γ / √(σ² + ε)`, `b' = (b − μ) · γ / √(σ² + ε) + β`.
+    pub fn fold_norms(self, arch: &Arch, device: &Device) -> Net {
+        if self.norms.is_empty() {
+            return self;
+        }
+        let states = self.norm_states();
+        let eps: Vec<f64> = self.norms.iter().map(|bn| bn.epsilon).collect();
+        let mut float = self.to_float(arch, (3, 32, 32));
+        let convs = float.params.iter_mut().flatten().take(states.len());
+        for ((p, [g, b, m, v]), eps) in convs.zip(&states).zip(eps) {
+            let per_out = p.weight.len() / p.bias.len();
+            for o in 0..p.bias.len() {
+                let k = g[o] / (v[o] + eps as f32).sqrt();
+                p.weight[o * per_out..(o + 1) * per_out].iter_mut().for_each(|w| *w *= k);
+                p.bias[o] = (p.bias[o] - m[o]) * k + b[o];
+            }
+        }
+        let scales = self.scales();
+        Net::from_float(&float, device).set_scales(&scales, device)
     }
 
     /// The parameters back as a float network of `arch`.
@@ -166,6 +227,9 @@ impl Net {
             match *layer {
                 Layer::Conv { stride, pad, .. } => {
                     x = conv2d(x, weight(p), Some(self.biases[p].val()), ConvOptions::new([stride; 2], [pad; 2], [1, 1], 1));
+                    if let Some(bn) = self.norms.get(p) {
+                        x = bn.forward(x);
+                    }
                     p += 1;
                     if matches!(arch.layers.get(i + 1), Some(Layer::Relu)) {
                         x = relu(x);
@@ -193,7 +257,7 @@ impl Net {
 
 /// The float values of a tensor.
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().expect("float tensor")
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("float tensor")
 }
 
 /// The fake-quant settings matching `compile` for a dataset's normalisation.

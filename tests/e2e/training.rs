@@ -1,0 +1,47 @@
+//! Training → compiled model → simulator, on a short budget: the path of `train-host train` must
+//! learn (clearly above chance), and the integer circuit must reproduce the QAT network's classes.
+use cifhe_core::{Model, NoiseModel, RunConfig};
+use train_host::arch::Arch;
+use train_host::cifar::{load, Kind, Split};
+use train_host::compile::{compile, QuantConfig};
+use train_host::eval::evaluate;
+use train_host::net::{quant_for, Net};
+use train_host::paths::default_data;
+use train_host::train::{accuracy, train, TrainConfig};
+
+#[test]
+fn short_training_beats_chance_and_the_circuit_matches_qat() {
+    let mut train_set = load(&default_data(), Kind::Cifar10, Split::Train).expect("CIFAR-10 training set");
+    train_set.truncate(4000);
+    let mut test = load(&default_data(), Kind::Cifar10, Split::Test).expect("CIFAR-10 test set");
+    test.truncate(1000);
+    let (mean, std) = Kind::Cifar10.normalization();
+    let cfg = TrainConfig {
+        arch: "small".into(), width: 1.0, classes: 10, float_epochs: 3, qat_epochs: 1, batch: 128, lr: 2e-3, qat_lr: 2e-4,
+        smoothing: 0.1, weight_bits: 5, act_bits: 5, batch_norm: true, seed: 7, mean, std,
+    };
+    let run = std::env::temp_dir().join(format!("cifhe-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run);
+    let t = train(&cfg, &train_set, &test, &run, false).expect("training runs");
+    assert_eq!(t.log.len(), 4);
+    assert!(run.join("checkpoint.bin").exists() && run.join("log.tsv").exists());
+    // A finished run resumes to the same result without training again; a fresh start is refused.
+    let again = train(&cfg, &train_set, &test, &run, true).expect("resume");
+    assert_eq!(again.scales, t.scales);
+    assert!(train(&cfg, &train_set, &test, &run, false).unwrap_err().contains("--resume"));
+
+    let bytes = compile(&t.net, mean, std, QuantConfig::default(), &train_set.images[..512 * 3072], Some(&t.scales), "t", "test", &train_set.names, &|_| {})
+        .expect("compiles");
+    let model = Model::from_bytes(&bytes).unwrap();
+    let exact = RunConfig { rounding_bits: None, noise: NoiseModel::NONE, ..RunConfig::new(&model) };
+    let circuit = evaluate(&model, &test, exact, false).unwrap();
+    assert!(circuit.accuracy > 0.25, "short training should clearly beat chance (10%): {}", circuit.accuracy);
+
+    let arch = Arch::by_name("small", 10, 1.0).unwrap();
+    let device = burn::tensor::Device::flex();
+    let net = Net::from_float(&t.net, &device).set_scales(&t.scales, &device);
+    let (_, qat) = accuracy(&net, &arch, &test, &cfg, Some(quant_for(mean, std, 5, 5)));
+    let agree = circuit.predictions.iter().zip(&qat).filter(|(a, b)| a == b).count();
+    assert!(agree >= 990, "integer circuit and QAT forward agree on only {agree}/1000 images");
+    let _ = std::fs::remove_dir_all(&run);
+}

@@ -1,0 +1,345 @@
+//! Training: float epochs, then quantization-aware epochs, checkpointed after every epoch so a
+//! run survives interruption (`--resume`), then compilation of the learned network.
+//!
+//! A run folder holds `checkpoint.bin` (weights, learned scales, position, log; written
+//! atomically), `log.tsv` (one line per epoch) and, at the end, `model.cifhe`.
+use crate::arch::{Arch, FloatNet, Params};
+use crate::cifar::{Dataset, IMAGE_LEN};
+use crate::net::{self, Net, Quant};
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use cifhe_core::rng::Rng;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What to train and how.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    /// Architecture name.
+    pub arch: String,
+    /// Width multiplier.
+    pub width: f32,
+    /// Classes.
+    pub classes: usize,
+    /// Float epochs.
+    pub float_epochs: usize,
+    /// Quantization-aware epochs.
+    pub qat_epochs: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Peak learning rate of the float phase.
+    pub lr: f64,
+    /// Peak learning rate of the QAT phase.
+    pub qat_lr: f64,
+    /// Label smoothing.
+    pub smoothing: f32,
+    /// Weight and activation bits.
+    pub weight_bits: u32,
+    /// Activation bits.
+    pub act_bits: u32,
+    /// Batch normalisation after each convolution during float training (folded before QAT).
+    pub batch_norm: bool,
+    /// Seed of initialisation, shuffling and augmentation.
+    pub seed: u64,
+    /// Normalisation mean.
+    pub mean: [f32; 3],
+    /// Normalisation standard deviation.
+    pub std: [f32; 3],
+}
+
+/// One line of the log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochLog {
+    /// `float` or `qat`.
+    pub phase: String,
+    /// Epoch within the phase, from 1.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub loss: f64,
+    /// Training accuracy (augmented images, running model).
+    pub train_accuracy: f64,
+    /// Accuracy on the held-out evaluation images.
+    pub eval_accuracy: f64,
+    /// Wall-clock seconds of the epoch.
+    pub seconds: f64,
+    /// Training images per second.
+    pub images_per_second: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    config: TrainConfig,
+    /// Epochs completed (float epochs, then QAT epochs).
+    done: usize,
+    params: Vec<Option<(Vec<f32>, Vec<f32>)>>,
+    scales: Vec<f32>,
+    /// Batch normalisations, while training in float with them.
+    norms: Vec<net::NormState>,
+    log: Vec<EpochLog>,
+}
+
+/// The result of a finished run.
+pub struct Trained {
+    /// The float network (weights after QAT).
+    pub net: FloatNet,
+    /// Learned scales of the lookup sites.
+    pub scales: Vec<f32>,
+    /// The per-epoch log.
+    pub log: Vec<EpochLog>,
+    /// Total training seconds (all sessions of the run).
+    pub seconds: f64,
+}
+
+fn checkpoint_path(run: &Path) -> PathBuf {
+    run.join("checkpoint.bin")
+}
+
+fn save(run: &Path, ck: &Checkpoint) -> Result<(), String> {
+    let bytes = postcard::to_stdvec(ck).map_err(|e| e.to_string())?;
+    let tmp = run.join("checkpoint.bin.tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, checkpoint_path(run)).map_err(|e| format!("saving checkpoint: {e}"))
+}
+
+fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
+    let path = checkpoint_path(run);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    postcard::from_bytes(&bytes).map(Some).map_err(|e| format!("{} is not a cifhe checkpoint: {e}", path.display()))
+}
+
+/// Normalised (and, with `rng`, augmented: random crop with 4-pixel padding, horizontal flip)
+/// batch of images `idx` of `ds`, as `[n, 3, 32, 32]`, and their labels.
+fn batch(ds: &Dataset, idx: &[usize], cfg: &TrainConfig, mut rng: Option<&mut Rng>, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let mut x = vec![0f32; idx.len() * IMAGE_LEN];
+    for (b, &i) in idx.iter().enumerate() {
+        let img = ds.image(i);
+        let (dy, dx, flip) = match rng.as_deref_mut() {
+            Some(r) => {
+                let v = r.next_u64();
+                ((v % 9) as isize - 4, ((v >> 8) % 9) as isize - 4, (v >> 16) & 1 == 1)
+            }
+            None => (0, 0, false),
+        };
+        for c in 0..3 {
+            let out = &mut x[b * IMAGE_LEN + c * 1024..][..1024];
+            for y in 0..32isize {
+                for xx in 0..32isize {
+                    let (sy, mut sx) = (y + dy, xx + dx);
+                    if flip {
+                        sx = 31 - sx;
+                    }
+                    // Padding is the mean pixel: zero after normalisation.
+                    out[(y * 32 + xx) as usize] = if (0..32).contains(&sy) && (0..32).contains(&sx) {
+                        (img[c * 1024 + (sy * 32 + sx) as usize] as f32 / 255.0 - cfg.mean[c]) / cfg.std[c]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+    let labels: Vec<i64> = idx.iter().map(|&i| ds.labels[i] as i64).collect();
+    (
+        Tensor::from_data(TensorData::new(x, [idx.len(), 3, 32, 32]), device),
+        Tensor::from_data(TensorData::new(labels, [idx.len()]), device),
+    )
+}
+
+/// Accuracy of the network on `ds` (no augmentation, no gradients).
+pub fn accuracy(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig, quant: Option<Quant>) -> (f64, Vec<u16>) {
+    let device = Device::flex();
+    let model = net.valid();
+    let mut preds = Vec::with_capacity(ds.len());
+    let idx: Vec<usize> = (0..ds.len()).collect();
+    for chunk in idx.chunks(256) {
+        let (x, _) = batch(ds, chunk, cfg, None, &device);
+        let logits = model.forward(x, arch, quant, None);
+        let p: Vec<i64> = logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().expect("int tensor");
+        preds.extend(p.into_iter().map(|v| v as u16));
+    }
+    let correct = preds.iter().zip(&ds.labels).filter(|(p, l)| p == l).count();
+    (correct as f64 / ds.len().max(1) as f64, preds)
+}
+
+/// Initial scales of the lookup sites: a high percentile of each site's float values on a few batches.
+fn calibrate_scales(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig) -> Vec<f32> {
+    let device = Device::flex();
+    let model = net.valid();
+    let n = ds.len().min(512);
+    let mut values: Vec<Vec<f32>> = Vec::new();
+    let idx: Vec<usize> = (0..n).collect();
+    for chunk in idx.chunks(128) {
+        let (x, _) = batch(ds, chunk, cfg, None, &device);
+        let mut rec = Vec::new();
+        model.forward(x, arch, None, Some(&mut rec));
+        values.resize(rec.len(), Vec::new());
+        for (v, t) in values.iter_mut().zip(rec) {
+            let all = net::to_vec(t);
+            let step = (all.len() / 100_000).max(1);
+            v.extend(all.iter().step_by(step).map(|x| x.abs()));
+        }
+    }
+    let top = ((1i32 << (cfg.act_bits - 1)) - 1) as f32;
+    values
+        .into_iter()
+        .map(|mut v| {
+            let k = ((v.len() - 1) as f64 * 0.9999) as usize;
+            let t = *v.select_nth_unstable_by(k, f32::total_cmp).1;
+            if t > 0.0 {
+                t / top
+            } else {
+                1.0
+            }
+        })
+        .collect()
+}
+
+fn lr_at(peak: f64, step: usize, total: usize) -> f64 {
+    let warm = (total / 20).max(1);
+    if step < warm {
+        peak * (step + 1) as f64 / warm as f64
+    } else {
+        let t = (step - warm) as f64 / (total - warm).max(1) as f64;
+        peak * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()) + peak * 1e-3
+    }
+}
+
+/// Trains (or resumes) the run in `run`; `eval` holds the images whose accuracy is logged.
+pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, resume: bool) -> Result<Trained, String> {
+    std::fs::create_dir_all(run).map_err(|e| format!("creating {}: {e}", run.display()))?;
+    let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
+    let device = Device::flex().autodiff();
+    let quant = net::quant_for(cfg.mean, cfg.std, cfg.weight_bits, cfg.act_bits);
+    let (mut model, mut done, mut log, mut scales) = match (resume, load(run)?) {
+        (true, Some(ck)) => {
+            if ck.config != *cfg {
+                return Err(format!(
+                    "{} was made with other settings ({:?}); use another --run-dir or the same settings",
+                    checkpoint_path(run).display(),
+                    ck.config
+                ));
+            }
+            let params = ck.params.into_iter().map(|p| p.map(|(weight, bias)| Params { weight, bias })).collect();
+            let float = FloatNet { arch: arch.clone(), input: (3, 32, 32), params };
+            eprintln!("resuming after epoch {} of {}", ck.done, cfg.float_epochs + cfg.qat_epochs);
+            let mut m = Net::from_float(&float, &device).set_scales(&ck.scales, &device);
+            if !ck.norms.is_empty() {
+                m = m.with_norms(Some(&ck.norms), &device);
+            }
+            (m, ck.done, ck.log, ck.scales)
+        }
+        (false, Some(_)) => {
+            return Err(format!("{} already holds a run: pass --resume to continue it", run.display()));
+        }
+        _ => {
+            let m = Net::from_float(&FloatNet::random(arch.clone(), (3, 32, 32), cfg.seed), &device);
+            let m = if cfg.batch_norm { m.with_norms(None, &device) } else { m };
+            (m, 0, Vec::new(), Vec::new())
+        }
+    };
+    let loss_fn = CrossEntropyLossConfig::new().with_smoothing(Some(cfg.smoothing)).init(&device);
+    let total = cfg.float_epochs + cfg.qat_epochs;
+    let steps = train.len().div_ceil(cfg.batch);
+    let mut optim = AdamConfig::new().init();
+    let mut phase_of_optim = None;
+    while done < total {
+        let qat = done >= cfg.float_epochs;
+        if qat && scales.is_empty() {
+            model = model.fold_norms(&arch, &device);
+            scales = calibrate_scales(&model, &arch, train, cfg);
+            model = model.set_scales(&scales, &device);
+        }
+        if phase_of_optim != Some(qat) {
+            // A fresh optimizer per phase (and after a resume: Adam's moments re-warm within a few steps).
+            optim = AdamConfig::new().init();
+            phase_of_optim = Some(qat);
+        }
+        let (epoch, epochs, peak) =
+            if qat { (done - cfg.float_epochs, cfg.qat_epochs, cfg.qat_lr) } else { (done, cfg.float_epochs, cfg.lr) };
+        let mut rng = Rng::new(cfg.seed, 1000 + done as u64);
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        let phase = if qat { "qat" } else { "float" };
+        let bar = ProgressBar::new(steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template(&format!("{phase} epoch {}/{epochs} [{{bar:30}}] {{pos}}/{{len}} batches, ETA {{eta}} {{msg}}", epoch + 1))
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        let start = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+        for (s, idx) in order.chunks(cfg.batch).enumerate() {
+            let lr = lr_at(peak, epoch * steps + s, epochs * steps);
+            let (x, y) = batch(train, idx, cfg, Some(&mut rng), &device);
+            let logits = model.forward(x, &arch, qat.then_some(quant), None);
+            let pred = logits.clone().argmax(1).reshape([idx.len()]);
+            correct += pred.equal(y.clone()).int().sum().into_scalar::<i64>() as usize;
+            let loss = loss_fn.forward(logits, y);
+            let l = loss.clone().into_scalar::<f32>() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            loss_sum += l * idx.len() as f64;
+            seen += idx.len();
+            bar.inc(1);
+            bar.set_message(format!("loss {:.3}, acc {:.1}%", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64));
+        }
+        bar.finish_and_clear();
+        let seconds = start.elapsed().as_secs_f64();
+        if qat {
+            scales = model.scales();
+        }
+        let (eval_accuracy, _) = accuracy(&model, &arch, eval, cfg, qat.then_some(quant));
+        let entry = EpochLog {
+            phase: phase.into(),
+            epoch: epoch + 1,
+            loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            eval_accuracy,
+            seconds,
+            images_per_second: seen as f64 / seconds,
+        };
+        eprintln!(
+            "{phase} epoch {}/{epochs}: loss {:.4}, train {:.2}%, eval {:.2}%, {:.0} s ({:.1} images/s)",
+            entry.epoch,
+            entry.loss,
+            100.0 * entry.train_accuracy,
+            100.0 * entry.eval_accuracy,
+            seconds,
+            entry.images_per_second
+        );
+        append_log(run, &entry)?;
+        log.push(entry);
+        done += 1;
+        let float = model.to_float(&arch, (3, 32, 32));
+        let params = float.params.into_iter().map(|p| p.map(|p| (p.weight, p.bias))).collect();
+        let norms = model.norm_states();
+        save(run, &Checkpoint { config: cfg.clone(), done, params, scales: scales.clone(), norms, log: log.clone() })?;
+    }
+    if scales.is_empty() {
+        return Err("no quantization-aware epoch was run (--qat-epochs 0): nothing to compile".into());
+    }
+    let seconds = log.iter().map(|e| e.seconds).sum();
+    let model = model.fold_norms(&arch, &device);
+    Ok(Trained { net: model.to_float(&arch, (3, 32, 32)), scales, log, seconds })
+}
+
+fn append_log(run: &Path, e: &EpochLog) -> Result<(), String> {
+    use std::io::Write;
+    let path = run.join("log.tsv");
+    let new = !path.exists();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+    if new {
+        writeln!(f, "phase\tepoch\tloss\ttrain_accuracy\teval_accuracy\tseconds\timages_per_second").map_err(|e| e.to_string())?;
+    }
+    writeln!(f, "{}\t{}\t{:.5}\t{:.4}\t{:.4}\t{:.1}\t{:.2}", e.phase, e.epoch, e.loss, e.train_accuracy, e.eval_accuracy, e.seconds, e.images_per_second)
+        .map_err(|e| e.to_string())
+}
