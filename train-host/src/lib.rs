@@ -7,4 +7,5 @@ pub mod compile;
 pub mod eval;
 pub mod net;
 pub mod paths;
+pub mod report;
 pub mod train;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use train_host::arch::{Arch, FloatNet};
 use train_host::cifar::{self, Kind, Split};
-use train_host::{bench, compile, eval, paths, train};
+use train_host::{bench, compile, eval, paths, report, train};
 
 #[derive(Parser)]
 #[command(name = "train-host", version, about = "cifhe: encrypted CIFAR classification — host tool")]
@@ -163,6 +163,22 @@ enum Command {
         /// Default rounding bits written into the model.
         #[arg(long, default_value = "6", value_parser = parse_rounding)]
         rounding_bits: Rounding,
+    },
+    /// The accuracy table (float, QAT, circuit, FHE simulation at 8…3 rounding bits) with per-stage
+    /// accumulator widths and PBS counts, as markdown and an SVG plot.
+    Report {
+        /// Compiled model.
+        #[arg(long)]
+        model: PathBuf,
+        /// CIFAR data: folder or archive.
+        #[arg(long)]
+        data: PathBuf,
+        /// The training run folder (its log.tsv gives the float and QAT rows).
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// Markdown file to write (the SVG plot is written beside it).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Show a model's stages, accumulator widths, multiply-accumulates and PBS counts.
     Inspect {
@@ -326,6 +342,26 @@ fn run(cli: Cli) -> Result<(), String> {
             let m = open_model(&path, &bytes)?;
             print!("{}", train_report(&m, &t, &cfg, &test)?);
             println!("wrote {}", out.as_ref().unwrap_or(&path).display());
+        }
+        Command::Report { model, data, run_dir, out } => {
+            let bytes = read_model(&model)?;
+            let m = open_model(&model, &bytes)?;
+            let ds = load_test(&m, &data, None)?;
+            let log = match &run_dir {
+                Some(d) => Some(std::fs::read_to_string(d.join("log.tsv")).map_err(|e| format!("{}: {e}", d.join("log.tsv").display()))?),
+                None => None,
+            };
+            let rows = report::measure(&m, &ds, log.as_deref(), &|s| eprintln!("measuring: {s}"))?;
+            let plot = out.as_ref().map(|o| o.with_extension("svg"));
+            let plot_name = plot.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+            let md = report::markdown(&m, &ds, &rows, plot_name.as_deref());
+            print!("{md}");
+            if let (Some(o), Some(p)) = (&out, &plot) {
+                std::fs::write(o, &md).map_err(|e| format!("cannot write {}: {e}", o.display()))?;
+                let title = format!("{}: simulated accuracy by rounding", m.file().name);
+                std::fs::write(p, report::svg(&rows, &title)).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+                eprintln!("wrote {} and {}", o.display(), p.display());
+            }
         }
         Command::Inspect { model } => {
             let bytes = read_model(&model)?;
