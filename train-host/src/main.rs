@@ -145,6 +145,9 @@ enum Command {
         /// Batch normalisation after each convolution in float training (folded before QAT).
         #[arg(long)]
         batch_norm: bool,
+        /// Start from torchvision's ImageNet VGG11 weights (`.pth` or `.safetensors`; --arch vgg11).
+        #[arg(long)]
+        imagenet_weights: Option<PathBuf>,
         /// Seed of weights, shuffling and augmentation.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -179,6 +182,15 @@ enum Command {
         /// Markdown file to write (the SVG plot is written beside it).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Check a torchvision ImageNet VGG11 weights file and show how it maps onto our VGG11.
+    Adapt {
+        /// `.pth` (torch.save of the state dict) or `.safetensors`.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Classes of the new classifier.
+        #[arg(long, default_value_t = 10)]
+        classes: usize,
     },
     /// Show a model's stages, accumulator widths, multiply-accumulates and PBS counts.
     Inspect {
@@ -304,15 +316,19 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("wrote {} ({} bytes)", out.display(), bytes.len());
         }
         Command::Train {
-            arch, width, dataset, data, run_dir, float_epochs, qat_epochs, batch, lr, qat_lr, smoothing, batch_norm, seed, limit,
+            arch, width, dataset, data, run_dir, float_epochs, qat_epochs, batch, lr, qat_lr, smoothing, batch_norm, imagenet_weights, seed, limit,
             eval_images, resume, out, rounding_bits,
         } => {
             let (mean, std) = dataset.normalization();
             let cfg = train::TrainConfig {
                 arch: arch.clone(), width, classes: dataset.classes(), float_epochs, qat_epochs, batch, lr, qat_lr,
                 smoothing, weight_bits: 5, act_bits: 5, batch_norm, seed, mean, std,
+                init: imagenet_weights.as_ref().map(|p| p.display().to_string()),
             };
             Arch::by_name(&arch, dataset.classes(), width)?;
+            if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
+                return Err("--imagenet-weights needs --arch vgg11 at width 1".into());
+            }
             eprintln!("loading {dataset:?}…");
             let mut train_set = cifar::load(&data, dataset, Split::Train).map_err(|e| e.to_string())?;
             if let Some(n) = limit {
@@ -362,6 +378,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 std::fs::write(p, report::svg(&rows, &title)).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
                 eprintln!("wrote {} and {}", o.display(), p.display());
             }
+        }
+        Command::Adapt { weights, classes } => {
+            let net = train_host::adapt::adapt(&weights, classes, 0)?;
+            let convs = net.arch.layers.iter().zip(&net.params).filter(|(l, _)| matches!(l, train_host::arch::Layer::Conv { .. }));
+            for ((layer, p), index) in convs.zip(train_host::adapt::TORCHVISION_CONVS) {
+                let p = p.as_ref().expect("parameters");
+                println!("features.{index:<2} -> {layer:?}: {} weights, {} biases", p.weight.len(), p.bias.len());
+            }
+            println!("classifier dropped; new Linear(512, {classes}). Train with: train --arch vgg11 --imagenet-weights {}", weights.display());
         }
         Command::Inspect { model } => {
             let bytes = read_model(&model)?;

@@ -43,6 +43,8 @@ pub struct TrainConfig {
     pub act_bits: u32,
     /// Batch normalisation after each convolution during float training (folded before QAT).
     pub batch_norm: bool,
+    /// torchvision ImageNet VGG11 weights to start from (`.pth` or `.safetensors`), else random.
+    pub init: Option<String>,
     /// Seed of initialisation, shuffling and augmentation.
     pub seed: u64,
     /// Normalisation mean.
@@ -239,7 +241,11 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
             return Err(format!("{} already holds a run: pass --resume to continue it", run.display()));
         }
         _ => {
-            let m = Net::from_float(&FloatNet::random(arch.clone(), (3, 32, 32), cfg.seed), &device);
+            let start = match &cfg.init {
+                Some(path) => crate::adapt::adapt(Path::new(path), cfg.classes, cfg.seed)?,
+                None => FloatNet::random(arch.clone(), (3, 32, 32), cfg.seed),
+            };
+            let m = Net::from_float(&start, &device);
             let m = if cfg.batch_norm { m.with_norms(None, &device) } else { m };
             (m, 0, Vec::new(), Vec::new())
         }
