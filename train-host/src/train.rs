@@ -85,6 +85,7 @@ struct Checkpoint {
 }
 
 /// The result of a finished run.
+#[derive(Debug)]
 pub struct Trained {
     /// The float network (weights after QAT).
     pub net: FloatNet,

@@ -24,7 +24,7 @@ fn torchvision_like() -> Vec<(String, Vec<usize>, Vec<f32>)> {
         t.push((format!("features.{idx}.bias"), vec![out], (0..out).map(|i| i as f32 * 1e-3 + idx as f32).collect()));
     }
     // torchvision's classifier, which adaptation drops.
-    t.push(("classifier.6.weight".into(), vec![1000, 4096], vec![0.0; 4096]));
+    t.push(("classifier.6.weight".into(), vec![1000, 4096], vec![0.0; 1000 * 4096]));
     t
 }
 
@@ -33,8 +33,7 @@ fn torchvision_names_map_onto_our_convolutions() {
     let dir = std::env::temp_dir().join(format!("cifhe-adapt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("vgg11.safetensors");
-    let mut tensors = torchvision_like();
-    tensors.last_mut().unwrap().2 = vec![0.0; 1000 * 4096];
+    let tensors = torchvision_like();
     write(&path, &tensors);
     let net = adapt(&path, 10, 1).expect("adapts");
     let convs: Vec<_> = net.params.iter().flatten().collect();
