@@ -19,6 +19,8 @@
 //! - [`rounding`]: the rounding of an accumulator before a lookup and the lookup itself.
 //! - [`noise`]: the error model of a PBS, a function of its noise standard deviation.
 //! - [`sim`]: the FHE simulator that runs a model on one image.
+//! - `fhe` (feature `fhe`): the TFHE evaluator on tfhe-rs, with the parameters and noise formulas
+//!   the simulator's noise comes from.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -29,6 +31,8 @@ pub mod batch;
 #[cfg(feature = "std")]
 pub mod builder;
 pub mod error;
+#[cfg(feature = "fhe")]
+pub mod fhe;
 pub mod format;
 pub mod kernels;
 pub mod model;

@@ -8,10 +8,13 @@
 //!   input is off by `j ≠ 0` with probability `P(|ε| ≥ 1/2) = erfc(1 / (2√2 σ))`: this is the
 //!   per-PBS `p_error`, and `σ = 1 / (2 z)` with `z = √2 · erfcinv(p_error)`, as in Concrete;
 //! - with *approximate* rounding (the modulus switch itself drops the low bits) `x` keeps its
-//!   fraction `f ∈ [−1/2, 1/2)` and is off by one with probability `P(ε ≥ 1/2 − f) + P(ε < −1/2 − f)`.
+//!   fraction `f ∈ (−1/2, 1/2)` and is off by one with probability `P(ε ≥ 1/2 − f) + P(ε < −1/2 − f)`.
+//!   The TFHE encoding places each rounding point half-way between two integer accumulators, so
+//!   `x = (acc + 1/2) / 2^lsbs` and no input sits exactly on a rounding point.
 //!
 //! [`NoiseModel`] is that function of `σ`; the TFHE backend derives `σ` from its parameters with
 //! the formulas it documents, and checks on real ciphertexts that its errors follow this model.
+use crate::model::MAX_STAGES;
 use crate::rng::Rng;
 
 /// Gaussian noise at a lookup input, `σ` in units of one rounded step (`σ = 0`: no noise).
@@ -69,6 +72,42 @@ impl NoiseModel {
     }
 }
 
+/// The noise at every lookup stage of a model: the same everywhere (a `p_error` target), or one
+/// model per stage (what a TFHE parameter set gives, since each stage's noise depends on its
+/// weights and rounding).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StageNoise {
+    stages: [NoiseModel; MAX_STAGES],
+}
+
+impl StageNoise {
+    /// The same noise at every stage.
+    pub const fn uniform(noise: NoiseModel) -> Self {
+        StageNoise { stages: [noise; MAX_STAGES] }
+    }
+
+    /// Noise `noise(i)` at stage `i`.
+    pub fn per_stage(noise: impl Fn(usize) -> NoiseModel) -> Self {
+        StageNoise { stages: core::array::from_fn(noise) }
+    }
+
+    /// The noise at stage `i`.
+    pub fn at(&self, i: usize) -> NoiseModel {
+        self.stages[i]
+    }
+
+    /// The largest exact-rounding error probability of any stage.
+    pub fn max_p_error(&self) -> f64 {
+        self.stages.iter().map(NoiseModel::p_error).fold(0.0, f64::max)
+    }
+}
+
+impl From<NoiseModel> for StageNoise {
+    fn from(noise: NoiseModel) -> Self {
+        Self::uniform(noise)
+    }
+}
+
 /// Inverse of the complementary error function on (0, 2), by bisection on `libm::erfc`
 /// (called once per configuration, so simplicity beats speed).
 pub fn erfcinv(p: f64) -> f64 {
@@ -107,6 +146,21 @@ impl Sampler {
         let mut s = Sampler { rng: Rng::new(seed, index), noise, ln_keep: libm::log1p(-p), countdown: 0 };
         s.countdown = s.draw_gap();
         s
+    }
+
+    /// Switches to the noise of another stage. The gap to the next error is redrawn (the geometric
+    /// law is memoryless, so this keeps the error statistics exact); no-op if the noise is the same.
+    pub fn set_noise(&mut self, noise: NoiseModel) {
+        if noise != self.noise {
+            self.noise = noise;
+            self.ln_keep = libm::log1p(-noise.p_error());
+            self.countdown = self.draw_gap();
+        }
+    }
+
+    /// The noise this sampler draws.
+    pub fn noise(&self) -> NoiseModel {
+        self.noise
     }
 
     fn draw_gap(&mut self) -> u64 {
@@ -164,17 +218,19 @@ impl Sampler {
     }
 
     /// The offset of one approximately rounded input whose dropped bits are `low` of `lsbs`
-    /// (`f = low / 2^lsbs − 1/2`), using the `table` of [`Sampler::prepare`].
+    /// (`lsbs ≥ 1`), using the `table` of [`Sampler::prepare`]. The modulus switch reads an integer
+    /// accumulator at the middle of its unit, so the fraction is `f = (low + 1/2) / 2^lsbs − 1/2`:
+    /// no accumulator sits on a rounding point, and without noise this is the exact rounding.
     #[inline]
     pub fn approximate_offset(&mut self, low: u32, lsbs: u32, table: &[u64]) -> i32 {
         let u = self.rng.next_u64();
         let v = !u;
-        let bin = if lsbs >= 6 { (low >> (lsbs - 6)) as usize } else { (low << (6 - lsbs)) as usize };
+        let bin = ((((2 * low + 1) as u64) << 5) >> lsbs) as usize;
         // Down needs u below P(down | f) ≤ table[2·bin]; up needs v below P(up | f) ≤ table[2·bin + 3].
         if u >= table[2 * bin] && v >= table[2 * bin + 3] {
             return 0;
         }
-        let f = low as f64 / (1u64 << lsbs) as f64 - 0.5;
+        let f = (2 * low + 1) as f64 / (1u64 << (lsbs + 1)) as f64 - 0.5;
         let (uf, vf) = (u as f64 * TWO_M64, v as f64 * TWO_M64);
         let mut j = 0;
         // j ≤ −k ⇔ ε < −(k − 1/2) − f ⇔ u < P(ε ≥ k − 1/2 + f)
@@ -243,7 +299,7 @@ mod tests {
         s.prepare(&mut table);
         let lsbs = 8;
         for low in [0u32, 20, 100, 128, 200, 255] {
-            let f = low as f64 / 256.0 - 0.5;
+            let f = (low as f64 + 0.5) / 256.0 - 0.5;
             let n = 200_000;
             let (mut up, mut down) = (0, 0);
             for _ in 0..n {

@@ -76,6 +76,12 @@ impl StageRounding {
         ((acc.clamp(lo, hi) + self.half()) as u32) & ((1u32 << self.lsbs) - 1)
     }
 
+    /// The output code of lookup `l`, channel `ch` of `channels`, for the rounded input `r`: the
+    /// table a PBS of this stage holds (`T[r] = f(r · 2^lsbs)`).
+    pub fn lookup(&self, l: &crate::model::Lookup<'_>, r: i32, ch: usize, channels: usize) -> i8 {
+        l.apply(r << self.lsbs, ch, channels)
+    }
+
     /// A lookup threshold in the rounded domain: `acc' = r · 2^lsbs ≥ t ⇔ r ≥ ⌈t / 2^lsbs⌉`.
     #[inline]
     pub fn threshold(&self, t: i32) -> i32 {

@@ -7,7 +7,7 @@ use crate::error::RunError;
 use core::ops::ControlFlow;
 use crate::kernels::{self, ConvGeom, Isa};
 use crate::model::{round_up, Lookup, Model, Shape, Stage, StageInfo};
-use crate::noise::{self, NoiseModel, Sampler};
+use crate::noise::{self, NoiseModel, Sampler, StageNoise};
 use crate::rounding::{RoundingMode, StageRounding};
 
 /// How to run a model.
@@ -17,8 +17,8 @@ pub struct RunConfig {
     pub rounding_bits: Option<u8>,
     /// Exact or approximate rounding.
     pub mode: RoundingMode,
-    /// PBS noise at each lookup input.
-    pub noise: NoiseModel,
+    /// PBS noise at each lookup input, per stage.
+    pub noise: StageNoise,
     /// Seed of the noise; image `i` of a run uses the stream `(seed, i)`.
     pub seed: u64,
     /// Convolution kernels to use (must be available on this CPU).
@@ -31,7 +31,7 @@ impl RunConfig {
         RunConfig {
             rounding_bits: model.rounding_bits(),
             mode: RoundingMode::Exact,
-            noise: NoiseModel::from_p_error(noise::DEFAULT_P_ERROR),
+            noise: NoiseModel::from_p_error(noise::DEFAULT_P_ERROR).into(),
             seed: 0,
             isa: Isa::detect(),
         }
@@ -199,7 +199,7 @@ impl<'m, 'a> Simulator<'m, 'a> {
         let vectors: &mut [i32] = bytemuck::cast_slice_mut(vectors);
 
         self.quantize_input(image, codes);
-        let mut sampler = Sampler::new(self.cfg.noise, self.cfg.seed, index);
+        let mut sampler = Sampler::new(NoiseModel::NONE, self.cfg.seed, index);
         let mut stats = RunStats::default();
         let mut zp = m.input_codes().zero_point();
         for (i, (stage, info)) in m.stages().iter().zip(m.info()).enumerate() {
@@ -224,6 +224,7 @@ impl<'m, 'a> Simulator<'m, 'a> {
                 }
                 Stage::Lookup(l) => {
                     let lay = code_layout(m, i + 1);
+                    sampler.set_noise(self.cfg.noise.at(i));
                     stats += self.lookup(l, info, lay, acc, codes, thresholds, vectors, table, &mut sampler);
                     zp = info.codes.zero_point();
                     continue;
@@ -307,7 +308,7 @@ impl<'m, 'a> Simulator<'m, 'a> {
             }
         }
         let tau = &tau[..levels * ch];
-        let approximate = self.cfg.mode == RoundingMode::Approximate && rnd.lsbs > 0 && self.cfg.noise.sigma() > 0.0;
+        let approximate = self.cfg.mode == RoundingMode::Approximate && rnd.lsbs > 0 && sampler.noise().sigma() > 0.0;
         if approximate {
             sampler.prepare(table);
         }

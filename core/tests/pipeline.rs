@@ -7,7 +7,7 @@ use cifhe_core::rng::Rng;
 use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig, Simulator};
 
 fn exact_config(model: &Model<'_>, bits: Option<u8>, isa: Isa) -> RunConfig {
-    RunConfig { rounding_bits: bits, noise: NoiseModel::NONE, isa, ..RunConfig::new(model) }
+    RunConfig { rounding_bits: bits, noise: NoiseModel::NONE.into(), isa, ..RunConfig::new(model) }
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn injected_error_rate_matches_p_error_and_runs_are_reproducible() {
     let mut scratch = vec![0u64; model.scratch_words()];
     let mut out = vec![0; 10];
     let p = 0.02;
-    let cfg = RunConfig { noise: NoiseModel::from_p_error(p), seed: 42, ..RunConfig::new(&model) };
+    let cfg = RunConfig { noise: NoiseModel::from_p_error(p).into(), seed: 42, ..RunConfig::new(&model) };
     let sim = Simulator::new(&model, cfg).unwrap();
     let image = common::random_image(&mut Rng::new(2, 2), model.image_len());
     let (mut lookups, mut events) = (0u64, 0u64);

@@ -19,7 +19,7 @@ fn compiled_small_cnn_runs_identically_in_simulator_and_reference() {
     let mut out = vec![0i32; 10];
     for bits in [None, Some(8), Some(6), Some(4)] {
         for isa in Isa::available() {
-            let cfg = RunConfig { rounding_bits: bits, noise: NoiseModel::NONE, isa, ..RunConfig::new(&model) };
+            let cfg = RunConfig { rounding_bits: bits, noise: NoiseModel::NONE.into(), isa, ..RunConfig::new(&model) };
             let sim = Simulator::new(&model, cfg).unwrap();
             for i in 100..110 {
                 sim.run(data.image(i), i as u64, &mut scratch, &mut out).unwrap();

@@ -33,7 +33,7 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
     let bytes = compile(&t.net, mean, std, QuantConfig::default(), &train_set.images[..512 * 3072], Some(&t.scales), "t", "test", &train_set.names, &|_| {})
         .expect("compiles");
     let model = Model::from_bytes(&bytes).unwrap();
-    let exact = RunConfig { rounding_bits: None, noise: NoiseModel::NONE, ..RunConfig::new(&model) };
+    let exact = RunConfig { rounding_bits: None, noise: NoiseModel::NONE.into(), ..RunConfig::new(&model) };
     let circuit = evaluate(&model, &test, exact, false).unwrap();
     assert!(circuit.accuracy > 0.25, "short training should clearly beat chance (10%): {}", circuit.accuracy);
 

@@ -27,10 +27,10 @@ pub struct Arch {
 }
 
 /// Architectures known by name.
-pub const NAMES: [&str; 2] = ["vgg11", "small"];
+pub const NAMES: [&str; 3] = ["vgg11", "small", "tiny"];
 
 impl Arch {
-    /// An architecture by name (`vgg11`, `small`), with `width` scaling the channel counts.
+    /// An architecture by name (`vgg11`, `small`, `tiny`), with `width` scaling the channel counts.
     pub fn by_name(name: &str, classes: usize, width: f32) -> Result<Arch, String> {
         let ch = |c: usize| ((c as f32 * width).round() as usize).max(1);
         let conv = |c| Layer::Conv { out: ch(c), k: 3, stride: 1, pad: 1 };
@@ -51,6 +51,13 @@ impl Arch {
                 conv(16), Relu, pool(2, 2),
                 conv(32), Relu, pool(2, 2),
                 conv(64), Relu, pool(8, 1),
+                Layer::Linear { out: classes },
+            ],
+            // The real-TFHE demo: few activations, so few bootstraps (8·8·8 + 4·4·16 + 16 = 784 at
+            // width 1). The first convolution is a 4 × 4 patch embedding with stride 4.
+            "tiny" => vec![
+                Layer::Conv { out: ch(8), k: 4, stride: 4, pad: 0 }, Relu,
+                Layer::Conv { out: ch(16), k: 3, stride: 2, pad: 1 }, Relu, pool(4, 1),
                 Layer::Linear { out: classes },
             ],
             _ => return Err(format!("unknown architecture '{name}' (known: {})", NAMES.join(", "))),

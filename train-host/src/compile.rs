@@ -208,7 +208,7 @@ pub fn compile(
 fn observe(b: &ModelBuilder, stage: usize, calib: &[u8], affine: &Affine) -> Result<Observed, String> {
     let bytes = b.to_bytes();
     let model = Model::from_bytes(&bytes).map_err(|e| format!("calibration model is invalid: {e}"))?;
-    let cfg = RunConfig { rounding_bits: None, noise: NoiseModel::NONE, ..RunConfig::new(&model) };
+    let cfg = RunConfig { rounding_bits: None, noise: NoiseModel::NONE.into(), ..RunConfig::new(&model) };
     let sim = Simulator::new(&model, cfg).map_err(|e| e.to_string())?;
     let (words, classes) = (model.scratch_words(), model.classes());
     let ch = affine.scale.len();

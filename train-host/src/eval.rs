@@ -106,7 +106,7 @@ fn report(model: &Model<'_>, data: &Dataset, cfg: &RunConfig, predictions: Vec<u
         images_per_second: images as f64 / seconds.max(1e-9),
         rounding_bits: cfg.rounding_bits,
         rounding_mode: format!("{:?}", cfg.mode).to_lowercase(),
-        p_error: cfg.noise.p_error(),
+        p_error: cfg.noise.max_p_error(),
         seed: cfg.seed,
         threads: rayon::current_num_threads(),
         pbs_per_image: stats.lookups / images.max(1) as u64,

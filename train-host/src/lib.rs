@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cifar;
 pub mod compile;
 pub mod eval;
+pub mod fhe;
 pub mod net;
 pub mod paths;
 pub mod report;

@@ -1,5 +1,6 @@
 //! `train-host`: the cifhe command line. Run `train-host --help`.
 use cifhe_core::analysis::analyze;
+use cifhe_core::fhe::ParamSet;
 use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,10 @@ struct SimArgs {
     /// Seed of the simulated noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Simulate TFHE under this parameter set (1_1 … 4_4): each lookup gets the noise the set's
+    /// formulas give it, with approximate rounding (overrides --p-error and --mode).
+    #[arg(long, value_parser = parse_params)]
+    fhe_params: Option<ParamSet>,
 }
 
 #[derive(Clone, Copy)]
@@ -61,6 +66,30 @@ enum Command {
         show: usize,
         #[command(flatten)]
         sim: SimArgs,
+    },
+    /// Classify test images under real TFHE: keygen, encrypt, evaluate, decrypt; timings and sizes.
+    Fhe {
+        /// Compiled model [default: the shipped model].
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// CIFAR data: folder or archive [default: $CIFHE_DATA or ../shared/data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Test-set indices of the images to classify.
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        image: Vec<usize>,
+        /// tfhe-rs parameter set (1_1, 2_2, 3_3, 4_4) [default: the cheapest meeting --p-error].
+        #[arg(long, value_parser = parse_params)]
+        params: Option<ParamSet>,
+        /// Bits kept before each lookup: a number, or `none` [default: the model's].
+        #[arg(long, value_parser = parse_rounding)]
+        rounding_bits: Option<Rounding>,
+        /// Largest per-lookup error probability when choosing the parameter set.
+        #[arg(long, default_value = "1e-3", value_parser = parse_p_error)]
+        p_error: f64,
+        /// Print one JSON object instead of the text report.
+        #[arg(long)]
+        json: bool,
     },
     /// Accuracy on the full test set: per class, confusion matrix, images per second.
     Eval {
@@ -213,6 +242,25 @@ enum Command {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+    /// TFHE costs: per parameter set, keygen, key sizes and lookups per second on real ciphertexts;
+    /// per model, the bootstraps per image and the time they take under the chosen set.
+    BenchFhe {
+        /// Compiled models to cost.
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<PathBuf>,
+        /// Parameter sets to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1_1,2_2,3_3", value_parser = parse_params)]
+        sets: Vec<ParamSet>,
+        /// Bootstraps timed per set.
+        #[arg(long, default_value_t = 64)]
+        lookups: usize,
+        /// Largest per-lookup error probability when choosing a model's set.
+        #[arg(long, default_value = "1e-3", value_parser = parse_p_error)]
+        p_error: f64,
+        /// Markdown file to update (its fhe-costs section).
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
 }
 
 fn parse_rounding(s: &str) -> Result<Rounding, String> {
@@ -237,6 +285,10 @@ fn parse_p_error(s: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_params(s: &str) -> Result<ParamSet, String> {
+    ParamSet::by_name(s).ok_or_else(|| format!("unknown parameter set '{s}': expected 1_1, 2_2, 3_3 or 4_4"))
+}
+
 fn read_model(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read model {}: {e}", path.display()))
 }
@@ -245,17 +297,21 @@ fn open_model<'a>(path: &Path, bytes: &'a [u8]) -> Result<Model<'a>, String> {
     Model::from_bytes(bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn run_config(model: &Model<'_>, a: &SimArgs) -> RunConfig {
-    RunConfig {
-        rounding_bits: a.rounding_bits.map_or(model.rounding_bits(), |r| r.0),
+fn run_config(model: &Model<'_>, a: &SimArgs) -> Result<RunConfig, String> {
+    let rounding_bits = a.rounding_bits.map_or(model.rounding_bits(), |r| r.0);
+    let base = RunConfig { rounding_bits, seed: a.seed, ..RunConfig::new(model) };
+    if let Some(params) = a.fhe_params {
+        let plan = cifhe_core::fhe::Plan::new(model, params, rounding_bits).map_err(|e| e.to_string())?;
+        return Ok(RunConfig { mode: RoundingMode::Approximate, noise: plan.noise(), ..base });
+    }
+    Ok(RunConfig {
         mode: match a.mode {
             Mode::Exact => RoundingMode::Exact,
             Mode::Approximate => RoundingMode::Approximate,
         },
-        noise: NoiseModel::from_p_error(a.p_error),
-        seed: a.seed,
-        ..RunConfig::new(model)
-    }
+        noise: NoiseModel::from_p_error(a.p_error).into(),
+        ..base
+    })
 }
 
 fn load_test(model: &Model<'_>, data: &Path, limit: Option<usize>) -> Result<cifar::Dataset, String> {
@@ -276,7 +332,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let m = open_model(&path, &bytes)?;
             println!("model {} — {}", m.file().name, m.file().description);
             let ds = load_test(&m, &data.unwrap_or_else(paths::default_data), Some(images))?;
-            let r = eval::evaluate(&m, &ds, run_config(&m, &sim), true)?;
+            let r = eval::evaluate(&m, &ds, run_config(&m, &sim)?, true)?;
             println!("\n{:>6}  {:<12} {:<12}", "image", "true", "predicted");
             for (i, &p) in r.predictions.iter().enumerate().take(show) {
                 let (t, p) = (ds.labels[i] as usize, p as usize);
@@ -284,11 +340,41 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             println!("\n{}", r.to_text().lines().take(4).collect::<Vec<_>>().join("\n"));
         }
+        Command::Fhe { model, data, image, params, rounding_bits, p_error, json } => {
+            let path = model.unwrap_or_else(paths::default_model);
+            let bytes = read_model(&path)?;
+            let m = open_model(&path, &bytes)?;
+            let ds = load_test(&m, &data.unwrap_or_else(paths::default_data), None)?;
+            if let Some(&bad) = image.iter().find(|&&i| i >= ds.len()) {
+                return Err(format!("--image {bad}: the test set has {} images", ds.len()));
+            }
+            let cfg = train_host::fhe::FheConfig {
+                params,
+                rounding_bits: rounding_bits.map_or(m.rounding_bits(), |r| r.0),
+                p_error,
+                progress: !json,
+            };
+            let r = train_host::fhe::run(&m, &ds, &image, &cfg)?;
+            if json {
+                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+            } else {
+                let agree = r.images.iter().filter(|i| i.fhe_class == i.simulator_class).count();
+                let mean = r.images.iter().map(|i| i.evaluate_seconds).sum::<f64>() / r.images.len().max(1) as f64;
+                println!(
+                    "{}: {} bootstraps per image under {}; TFHE class = simulator class on {agree}/{} images; {mean:.1} s per image on {} threads",
+                    r.model,
+                    r.bootstraps,
+                    r.params,
+                    r.images.len(),
+                    r.threads
+                );
+            }
+        }
         Command::Eval { model, data, limit, json, sim } => {
             let bytes = read_model(&model)?;
             let m = open_model(&model, &bytes)?;
             let ds = load_test(&m, &data, limit)?;
-            let r = eval::evaluate(&m, &ds, run_config(&m, &sim), !json)?;
+            let r = eval::evaluate(&m, &ds, run_config(&m, &sim)?, !json)?;
             if json {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             } else {
@@ -393,6 +479,15 @@ fn run(cli: Cli) -> Result<(), String> {
             let m = open_model(&model, &bytes)?;
             print!("{}", inspect(&m, bytes.len()));
         }
+        Command::BenchFhe { models, sets, lookups, p_error, write } => {
+            let md = bench_fhe(&models, &sets, lookups, p_error)?;
+            print!("{md}");
+            if let Some(file) = write {
+                let doc = std::fs::read_to_string(&file).unwrap_or_default();
+                std::fs::write(&file, bench::replace_section(&doc, "fhe-costs", &md)).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                eprintln!("updated {}", file.display());
+            }
+        }
         Command::Bench { model, data, images, write } => {
             let path = model.unwrap_or_else(paths::default_model);
             let bytes = read_model(&path)?;
@@ -421,7 +516,7 @@ fn train_report(m: &Model<'_>, t: &train::Trained, cfg: &train::TrainConfig, tes
     let net = train_host::net::Net::from_float(&t.net, &burn::tensor::Device::flex()).set_scales(&t.scales, &burn::tensor::Device::flex());
     let quant = train_host::net::quant_for(cfg.mean, cfg.std, cfg.weight_bits, cfg.act_bits);
     let (qat_acc, qat_pred) = train::accuracy(&net, &arch, test, cfg, Some(quant));
-    let exact = RunConfig { rounding_bits: None, noise: NoiseModel::NONE, ..RunConfig::new(m) };
+    let exact = RunConfig { rounding_bits: None, noise: NoiseModel::NONE.into(), ..RunConfig::new(m) };
     let circuit = eval::evaluate(m, test, exact, false)?;
     let agree = circuit.predictions.iter().zip(&qat_pred).filter(|(a, b)| a == b).count();
     let rounded = eval::evaluate(m, test, RunConfig::new(m), false)?;
@@ -434,6 +529,53 @@ fn train_report(m: &Model<'_>, t: &train::Trained, cfg: &train::TrainConfig, tes
     let _ = writeln!(s, "  FHE simulation, {:?} bits, 2^-40  {:.2}%", m.rounding_bits(), 100.0 * rounded.accuracy);
     let _ = writeln!(s, "  circuit = QAT argmax on {:.2}% of images ({agree}/{})", 100.0 * agree as f64 / test.len().max(1) as f64, test.len());
     let _ = writeln!(s, "  training: {:.2} hours wall-clock", t.seconds / 3600.0);
+    Ok(s)
+}
+
+/// The `bench-fhe` markdown: measured set costs, then each model's bootstraps times its set's cost.
+fn bench_fhe(models: &[PathBuf], sets: &[ParamSet], lookups: usize, p_error: f64) -> Result<String, String> {
+    use std::fmt::Write;
+    let mut costs = Vec::new();
+    for &p in sets {
+        eprintln!("measuring {p} on {lookups} bootstraps");
+        costs.push((p, train_host::fhe::measure_set(p, lookups)?));
+    }
+    let threads = rayon::current_num_threads();
+    let mut s = String::new();
+    let sets_arg = sets.iter().map(|p| p.name()).collect::<Vec<_>>().join(",");
+    let models_arg = models.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(",");
+    let _ = writeln!(s, "Measured on {} ({threads} threads) by `cargo run --release -p train-host -- bench-fhe --sets {sets_arg} --models {models_arg} --lookups {lookups}`.\n", bench::cpu_name());
+    let _ = writeln!(s, "| parameter set | keygen (client + server key) | server key sent (seeded) | server key expanded | ms per lookup (KS + PBS), all threads |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for (_, c) in &costs {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} s | {:.1} MB | {:.1} MB | {:.2} |",
+            c.params,
+            c.keygen_seconds,
+            c.compressed_key_bytes as f64 / 1e6,
+            c.expanded_key_bytes as f64 / 1e6,
+            1e3 * c.seconds_per_lookup
+        );
+    }
+    let _ = writeln!(s, "\n| model | rounding | bootstraps per image | cheapest set with p_error ≤ {p_error:.0e} | lookups alone take (extrapolated) |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for path in models {
+        let bytes = read_model(path)?;
+        let m = open_model(path, &bytes)?;
+        let (set, time) = match cifhe_core::fhe::Plan::cheapest(&m, m.rounding_bits(), p_error) {
+            Ok(plan) => {
+                let time = costs.iter().find(|(p, _)| *p == plan.params).map_or("set not measured".into(), |(_, c)| {
+                    let t = plan.bootstraps(&m) as f64 * c.seconds_per_lookup;
+                    if t > 3600.0 { format!("{:.1} h", t / 3600.0) } else { format!("{t:.1} s") }
+                });
+                (plan.params.to_string(), time)
+            }
+            Err(e) => (format!("none: {e}"), "–".into()),
+        };
+        let pbs = cifhe_core::analysis::totals(&m).1;
+        let _ = writeln!(s, "| `{}` | {:?} bits | {pbs} | {set} | {time} |", m.file().name, m.rounding_bits());
+    }
     Ok(s)
 }
 

@@ -34,7 +34,7 @@ pub fn measure(model: &Model<'_>, data: &Dataset, log: Option<&str>, progress: &
             }
         }
     }
-    let base = RunConfig { noise: NoiseModel::NONE, ..RunConfig::new(model) };
+    let base = RunConfig { noise: NoiseModel::NONE.into(), ..RunConfig::new(model) };
     let mut run = |label: String, bits: Option<u8>, cfg: RunConfig| -> Result<(), String> {
         progress(&label);
         let r = evaluate(model, data, cfg, false)?;

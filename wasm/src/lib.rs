@@ -58,7 +58,7 @@ impl Classifier {
     /// Class probabilities (softmax of the dequantized logits) of a prepared image under the
     /// simulated FHE noise of `p_error` per PBS, at the model's own rounding.
     pub fn simulate(&mut self, image: &[u8], p_error: f64, seed: u64) -> Result<Vec<f32>, JsError> {
-        let cfg = RunConfig { noise: NoiseModel::from_p_error(p_error), seed, ..RunConfig::new(&self.model) };
+        let cfg = RunConfig { noise: NoiseModel::from_p_error(p_error).into(), seed, ..RunConfig::new(&self.model) };
         let sim = Simulator::new(&self.model, cfg).map_err(|e| JsError::new(&e.to_string()))?;
         sim.run(image, 0, &mut self.scratch, &mut self.out).map_err(|e| JsError::new(&e.to_string()))?;
         let out = &self.model.file().output;

@@ -1,0 +1,274 @@
+//! Encryption of an image, evaluation of the circuit on ciphertexts, decryption of the logits.
+//!
+//! The server walks the same stages as the simulator: linear stages through the shared
+//! [`Taps`] (a ciphertext times a clear integer weight is a wrapping scalar product), lookups as
+//! one key switch and one programmable bootstrap per element, on all cores.
+use super::keys::{ClientKey, KeyId, ServerKey};
+use super::plan::{LookupPlan, Plan, StagePlan};
+use super::wire::{self, FheError};
+use crate::kernels::reference::{self, Taps};
+use crate::model::{Model, Stage};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
+use tfhe::core_crypto::algorithms::slice_algorithms::slice_wrapping_add_scalar_mul_assign;
+use tfhe::core_crypto::prelude::*;
+
+/// What binds a ciphertext to the circuit it was encrypted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Binding {
+    key: KeyId,
+    params: super::ParamSet,
+    /// Scale of the codes (input) or accumulators (output): differs between models and roundings.
+    delta: u64,
+}
+
+/// The quantized image, encrypted (seeded: only the bodies travel).
+#[derive(Serialize, Deserialize)]
+pub struct EncryptedImage {
+    binding: Binding,
+    codes: SeededLweCiphertextListOwned<u64>,
+}
+
+/// The final accumulators, encrypted.
+#[derive(Serialize, Deserialize)]
+pub struct EncryptedOutput {
+    binding: Binding,
+    logits: LweCiphertextListOwned<u64>,
+}
+
+impl EncryptedImage {
+    /// Serialized, as uploaded.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        wire::encode(wire::Kind::Image, self)
+    }
+    /// Parses an encrypted image of at most `limit` bytes.
+    pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Self, FheError> {
+        wire::decode(wire::Kind::Image, bytes, limit)
+    }
+    /// The client key it was encrypted under.
+    pub fn key_id(&self) -> KeyId {
+        self.binding.key
+    }
+}
+
+impl EncryptedOutput {
+    /// Serialized, as downloaded.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        wire::encode(wire::Kind::Output, self)
+    }
+    /// Parses an encrypted result of at most `limit` bytes.
+    pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Self, FheError> {
+        wire::decode(wire::Kind::Output, bytes, limit)
+    }
+}
+
+impl core::fmt::Debug for EncryptedImage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "EncryptedImage {{ {:?}, {} codes }}", self.binding, self.codes.entity_count())
+    }
+}
+
+impl core::fmt::Debug for EncryptedOutput {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "EncryptedOutput {{ {:?}, {} accumulators }}", self.binding, self.logits.entity_count())
+    }
+}
+
+fn check(what: &'static str, got: Binding, want: Binding) -> Result<(), FheError> {
+    if got.key != want.key {
+        return Err(FheError::ForeignKey { what, expected: want.key, actual: got.key });
+    }
+    if got.params != want.params || got.delta != want.delta {
+        return Err(FheError::Mismatch(format!(
+            "{what} was made for another model, rounding or parameter set (parameters {}, scale 2^{}; expected {}, 2^{})",
+            got.params.name(),
+            got.delta.trailing_zeros(),
+            want.params.name(),
+            want.delta.trailing_zeros()
+        )));
+    }
+    Ok(())
+}
+
+impl ClientKey {
+    /// Quantizes `image` (channel planes of pixels) with the model's input table and encrypts the
+    /// codes under the big key, at the scale `plan` gives the first stage.
+    pub fn encrypt_image(&self, model: &Model<'_>, plan: &Plan, image: &[u8]) -> Result<EncryptedImage, FheError> {
+        if image.len() != model.image_len() {
+            return Err(FheError::Mismatch(format!("image has {} bytes, the model takes {}", image.len(), model.image_len())));
+        }
+        if plan.params != self.params {
+            return Err(FheError::Mismatch(format!("plan uses parameters {}, this key {}", plan.params.name(), self.params.name())));
+        }
+        let codes = reference::input_codes(model, image);
+        let plain = PlaintextList::from_container(codes.iter().map(|&c| (c as i64 as u64).wrapping_mul(plan.input_delta)).collect::<Vec<_>>());
+        let mut seeder = new_seeder();
+        let big = self.big();
+        let mut list = SeededLweCiphertextList::new(
+            0u64,
+            big.lwe_dimension().to_lwe_size(),
+            LweCiphertextCount(codes.len()),
+            seeder.seed().into(),
+            CiphertextModulus::new_native(),
+        );
+        encrypt_seeded_lwe_ciphertext_list(&big, &mut list, &plain, self.params.big_noise(), seeder.as_mut());
+        Ok(EncryptedImage { binding: Binding { key: self.id, params: self.params, delta: plan.input_delta }, codes: list })
+    }
+
+    /// Decrypts the final accumulators (one per class), as the simulator's `run` returns them.
+    pub fn decrypt(&self, plan: &Plan, out: &EncryptedOutput) -> Result<Vec<i32>, FheError> {
+        check("encrypted result", out.binding, Binding { key: self.id, params: self.params, delta: plan.output_delta })?;
+        let shift = plan.output_delta.trailing_zeros();
+        Ok(out
+            .logits
+            .iter()
+            .map(|ct| {
+                let p = decrypt_lwe_ciphertext(&self.big(), &ct).0;
+                (p.wrapping_add(plan.output_delta / 2) as i64 >> shift) as i32
+            })
+            .collect())
+    }
+
+    /// Where the bootstrap of a lookup reads a key-switched ciphertext: its slot among `2N`,
+    /// after the same centered modulus switch. For measuring the noise in tests and reports.
+    pub fn lookup_slot(&self, switched: &LweCiphertextOwned<u64>) -> usize {
+        let log = log_slots(self.params);
+        let ms = lwe_ciphertext_centered_binary_modulus_switch::<u64, usize, _>(switched.as_view(), log);
+        let dot = ms.mask().zip(self.small.as_ref()).fold(0usize, |acc, (a, &s)| acc.wrapping_add(a * s as usize));
+        ms.body().wrapping_sub(dot) & ((1 << log.0) - 1)
+    }
+}
+
+fn log_slots(params: super::ParamSet) -> CiphertextModulusLog {
+    CiphertextModulusLog(params.polynomial_size().0.ilog2() as usize + 1)
+}
+
+/// Progress of an evaluation: `(stage index, elements done, elements of the stage)`.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize, usize) + Sync);
+
+/// Runs a model on ciphertexts with one server key.
+pub struct Evaluator<'k, 'm, 'a> {
+    key: &'k ServerKey,
+    model: &'m Model<'a>,
+    plan: Plan,
+}
+
+impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
+    /// Checks that `plan` is for this key's parameters.
+    pub fn new(key: &'k ServerKey, model: &'m Model<'a>, plan: Plan) -> Result<Self, FheError> {
+        if plan.params != key.params {
+            return Err(FheError::Mismatch(format!("plan uses parameters {}, the server key {}", plan.params.name(), key.params.name())));
+        }
+        Ok(Evaluator { key, model, plan })
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Evaluates every stage on the encrypted image.
+    pub fn run(&self, image: &EncryptedImage, progress: Progress<'_>) -> Result<EncryptedOutput, FheError> {
+        self.run_traced(image, progress, &|_, _, _| {})
+    }
+
+    /// [`Evaluator::run`], showing `probe(stage, element, key-switched input)` every lookup input
+    /// before its bootstrap (tests decrypt them to measure the noise).
+    pub fn run_traced(
+        &self,
+        image: &EncryptedImage,
+        progress: Progress<'_>,
+        probe: &(dyn Fn(usize, usize, &LweCiphertextOwned<u64>) + Sync),
+    ) -> Result<EncryptedOutput, FheError> {
+        let want = Binding { key: self.key.id, params: self.key.params, delta: self.plan.input_delta };
+        check("encrypted image", image.binding, want)?;
+        let size = self.key.params.big_dimension().to_lwe_size().0;
+        if image.codes.lwe_size().0 != size || image.codes.entity_count() != self.model.input_shape().len() {
+            return Err(FheError::Mismatch(format!(
+                "encrypted image holds {} ciphertexts of size {}, the model takes {} of size {size}",
+                image.codes.entity_count(),
+                image.codes.lwe_size().0,
+                self.model.input_shape().len()
+            )));
+        }
+        let mut x = image.codes.as_view().par_decompress_into_lwe_ciphertext_list().into_container();
+        let mut shape = self.model.input_shape();
+        for (i, ((stage, info), sp)) in self.model.stages().iter().zip(self.model.info()).zip(&self.plan.stages).enumerate() {
+            let mut out = vec![0u64; info.output.len() * size];
+            match (stage, sp) {
+                (Stage::Lookup(l), StagePlan::Lookup(lp)) => self.lookup(i, l, lp, info.output.c, &x, &mut out, progress, probe),
+                (linear, StagePlan::Linear) => {
+                    let taps = Taps::of_stage(linear, shape).expect("a linear stage");
+                    out.par_chunks_mut(size).enumerate().for_each(|(o, acc)| {
+                        taps.for_each(o, |j, w| slice_wrapping_add_scalar_mul_assign(acc, &x[j * size..][..size], w as i64 as u64));
+                    });
+                    progress(i, info.output.len(), info.output.len());
+                }
+                _ => return Err(FheError::Mismatch(format!("stage {i}: the plan was made for another model"))),
+            }
+            x = out;
+            shape = info.output;
+        }
+        let logits = LweCiphertextList::from_container(x, LweSize(size), CiphertextModulus::new_native());
+        Ok(EncryptedOutput { binding: Binding { key: self.key.id, params: self.key.params, delta: self.plan.output_delta }, logits })
+    }
+
+    /// One bootstrap per element: offset, key switch, centered modulus switch, blind rotation of
+    /// the channel's table, sample extraction, output offset.
+    #[allow(clippy::too_many_arguments)]
+    fn lookup(
+        &self,
+        stage: usize,
+        l: &crate::model::Lookup<'_>,
+        lp: &LookupPlan,
+        channels: usize,
+        x: &[u64],
+        out: &mut [u64],
+        progress: Progress<'_>,
+        probe: &(dyn Fn(usize, usize, &LweCiphertextOwned<u64>) + Sync),
+    ) {
+        let key = self.key;
+        let p = key.params.tfhe();
+        let (poly, glwe_size) = (p.polynomial_size, p.glwe_dimension.to_glwe_size());
+        let modulus = CiphertextModulus::new_native();
+        let tables: Vec<(GlweCiphertextOwned<u64>, u64)> = (0..channels)
+            .map(|c| {
+                let (coefs, after) = lp.table(l, c, channels, poly.0);
+                let mut glwe = GlweCiphertext::new(0u64, glwe_size, poly, modulus);
+                glwe.get_mut_body().as_mut().copy_from_slice(&coefs);
+                (glwe, after)
+            })
+            .collect();
+        let size = key.params.big_dimension().to_lwe_size().0;
+        let (offset, log) = (lp.input_offset(), log_slots(key.params));
+        let fft = Fft::new(poly);
+        let total = out.len() / size;
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        out.par_chunks_mut(size).enumerate().for_each_init(
+            || {
+                let mut buffers = ComputationBuffers::new();
+                buffers.resize(blind_rotate_assign_mem_optimized_requirement::<u64>(glwe_size, poly, fft.as_view()).unaligned_bytes_required());
+                let small = LweCiphertext::new(0u64, key.params.small_dimension().to_lwe_size(), modulus);
+                (buffers, small, GlweCiphertext::new(0u64, glwe_size, poly, modulus))
+            },
+            |(buffers, small, acc), (e, dst)| {
+                let mut input = LweCiphertext::from_container(x[e * size..][..size].to_vec(), modulus);
+                lwe_ciphertext_plaintext_add_assign(&mut input, Plaintext(offset));
+                keyswitch_lwe_ciphertext(&key.ksk, &input, small);
+                probe(stage, e, small);
+                let (table, after) = &tables[e % channels];
+                acc.as_mut().copy_from_slice(table.as_ref());
+                let ms = lwe_ciphertext_centered_binary_modulus_switch::<u64, usize, _>(small.as_view(), log);
+                blind_rotate_assign_mem_optimized(&ms, acc, &key.bsk, fft.as_view(), buffers.stack());
+                let mut result = LweCiphertext::from_container(dst, modulus);
+                extract_lwe_sample_from_glwe_ciphertext(acc, &mut result, MonomialDegree(0));
+                lwe_ciphertext_plaintext_add_assign(&mut result, Plaintext(*after));
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if n % 64 == 0 || n == total {
+                    progress(stage, n, total);
+                }
+            },
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! How a compiled model is laid out on the torus under one parameter set: the encoding of every
+//! accumulator, the lookup tables, and the noise each lookup sees. Pure arithmetic, no keys.
+//!
+//! Encoding: an accumulator of declared width `B` (values in `[−2^(B−1), 2^(B−1))`) is encrypted
+//! as `acc · Δ` with `Δ = 2^(63−B)`, so it fills half the torus; the codes a linear stage reads are
+//! encoded at its output's `Δ` (each lookup's table writes the next accumulator's scale directly),
+//! so linear stages need no rescaling.
+//!
+//! Lookup: keeping `R = B − lsbs` bits, a rounded step owns `k = N / 2^R` of the `2N` slots the
+//! modulus switch reads. A plaintext offset of `(2^(lsbs−1) + 1/2) · Δ` places every rounding point
+//! half-way between two integer accumulators, so the box the bootstrap reads is the round-half-up
+//! of the accumulator (off by one near a rounding point when the noise says so: approximate
+//! rounding, the simulator's model). The `2^R + 1` rounded values `[−2^(R−1), 2^(R−1)]` fit the `2N`
+//! negacyclic slots because the table stores `f(r) − c` with `c = (f(lo) + f(hi)) / 2`: then the
+//! top box and the negated bottom box hold the same coefficients, and `c · Δ'` is added back after
+//! the bootstrap. One step beyond either end reads the end's value (the simulator's clamping).
+use super::params::ParamSet;
+use crate::analysis;
+use crate::kernels::reference::Taps;
+use crate::model::{Lookup, Model, Stage};
+use crate::noise::{NoiseModel, StageNoise};
+use crate::rounding::StageRounding;
+
+/// One lookup stage on the torus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupPlan {
+    /// Rounding of the stage.
+    pub rounding: StageRounding,
+    /// Scale of the accumulator it reads.
+    pub delta_in: u64,
+    /// Scale its output codes are written at (the next accumulator's).
+    pub delta_out: u64,
+    /// Slots per rounded step.
+    pub box_slots: usize,
+    /// Error of the lookup input, in rounded steps.
+    pub sigma_steps: f64,
+}
+
+/// One stage on the torus.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StagePlan {
+    /// A linear stage: leveled sums, no bootstrap.
+    Linear,
+    /// A lookup: one bootstrap per element.
+    Lookup(LookupPlan),
+}
+
+/// A model under one parameter set and rounding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The parameter set.
+    pub params: ParamSet,
+    /// Bits kept before each lookup (`None`: all).
+    pub rounding_bits: Option<u8>,
+    /// Scale of the input codes.
+    pub input_delta: u64,
+    /// Scale of the final accumulators.
+    pub output_delta: u64,
+    /// Per stage.
+    pub stages: Vec<StagePlan>,
+}
+
+/// Why a model does not fit a parameter set.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)] // the fields are named for what they hold
+pub enum PlanError {
+    /// A lookup keeps more bits than the set's polynomial holds.
+    TooPrecise { stage: usize, bits: u32, params: ParamSet },
+    /// An accumulator wider than the 64-bit torus can carry with its sign.
+    TooWide { stage: usize, bits: u32 },
+    /// No set meets the error target.
+    NoSet { p_error: f64 },
+}
+
+impl core::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PlanError::TooPrecise { stage, bits, params } => write!(
+                f,
+                "stage {stage} keeps {bits} bits before its lookup, more than parameter set {params} holds \
+                 (log2 N bits): lower --rounding-bits or pick a larger set"
+            ),
+            PlanError::TooWide { stage, bits } => write!(f, "stage {stage}: a {bits}-bit accumulator does not fit the 64-bit torus"),
+            PlanError::NoSet { p_error } => write!(
+                f,
+                "no tfhe-rs parameter set keeps every lookup's error probability at or below {p_error:e} at this rounding: \
+                 lower --rounding-bits or raise --p-error"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+fn delta(bits: u32, stage: usize) -> Result<u64, PlanError> {
+    if !(1..=62).contains(&bits) {
+        return Err(PlanError::TooWide { stage, bits });
+    }
+    Ok(1u64 << (63 - bits))
+}
+
+impl Plan {
+    /// Lays `model` out under `params`, keeping `rounding_bits` before each lookup.
+    pub fn new(model: &Model<'_>, params: ParamSet, rounding_bits: Option<u8>) -> Result<Plan, PlanError> {
+        let report = analysis::analyze(model);
+        let stages = model.stages();
+        // The scale of the accumulators of stage i: that of the next lookup, or of the output.
+        let last = stages.len() - 1;
+        let final_bits = report[last].bound.map_or(32, |(_, bits)| bits);
+        let acc_delta = |i: usize| -> Result<u64, PlanError> {
+            match stages[i..].iter().position(|s| matches!(s, Stage::Lookup(_))) {
+                Some(j) => match &stages[i + j] {
+                    Stage::Lookup(l) => delta(l.acc_bits as u32, i + j),
+                    _ => unreachable!(),
+                },
+                None => delta(final_bits, last),
+            }
+        };
+        let log_n = params.polynomial_size().0.trailing_zeros();
+        let mut plan = Plan { params, rounding_bits, input_delta: acc_delta(0)?, output_delta: delta(final_bits, last)?, stages: Vec::new() };
+        let mut variance = params.fresh_variance();
+        let mut shape = model.input_shape();
+        for (i, (stage, info)) in stages.iter().zip(model.info()).enumerate() {
+            match stage {
+                Stage::Lookup(l) => {
+                    let rounding = StageRounding::new(l.acc_bits, rounding_bits);
+                    let bits = rounding.acc_bits - rounding.lsbs;
+                    if bits > log_n {
+                        return Err(PlanError::TooPrecise { stage: i, bits, params });
+                    }
+                    let box_slots = 1usize << (log_n - bits);
+                    let sigma_steps = params.lookup_sigma_slots(variance) / box_slots as f64;
+                    let delta_out = if i == last { plan.output_delta } else { acc_delta(i + 1)? };
+                    plan.stages.push(StagePlan::Lookup(LookupPlan { rounding, delta_in: delta(rounding.acc_bits, i)?, delta_out, box_slots, sigma_steps }));
+                    variance = params.pbs_variance();
+                }
+                linear => {
+                    let taps = Taps::of_stage(linear, shape).expect("a linear stage");
+                    variance *= taps.max_weight_norm().powi(2);
+                    plan.stages.push(StagePlan::Linear);
+                }
+            }
+            shape = info.output;
+        }
+        Ok(plan)
+    }
+
+    /// The cheapest parameter set under which every lookup's exact-rounding error probability is at
+    /// most `p_error`.
+    pub fn cheapest(model: &Model<'_>, rounding_bits: Option<u8>, p_error: f64) -> Result<Plan, PlanError> {
+        let mut last_err = PlanError::NoSet { p_error };
+        for params in ParamSet::ALL {
+            match Plan::new(model, params, rounding_bits) {
+                Ok(plan) if plan.noise().max_p_error() <= p_error => return Ok(plan),
+                Ok(_) => {}
+                Err(e @ PlanError::TooWide { .. }) => return Err(e),
+                Err(e) => last_err = e,
+            }
+        }
+        Err(match last_err {
+            PlanError::TooPrecise { .. } => last_err,
+            _ => PlanError::NoSet { p_error },
+        })
+    }
+
+    /// The noise of every lookup, for the simulator: the same model the evaluator's errors follow.
+    pub fn noise(&self) -> StageNoise {
+        StageNoise::per_stage(|i| match self.stages.get(i) {
+            Some(StagePlan::Lookup(l)) => NoiseModel::from_sigma(l.sigma_steps),
+            _ => NoiseModel::NONE,
+        })
+    }
+
+    /// Number of bootstraps per image.
+    pub fn bootstraps(&self, model: &Model<'_>) -> u64 {
+        self.stages
+            .iter()
+            .zip(model.info())
+            .filter(|(s, _)| matches!(s, StagePlan::Lookup(_)))
+            .map(|(_, info)| info.output.len() as u64)
+            .sum()
+    }
+}
+
+impl LookupPlan {
+    /// The plaintext added to an accumulator before its key switch (see the module docs).
+    pub fn input_offset(&self) -> u64 {
+        let half = (1u64 << self.rounding.lsbs) >> 1;
+        (2 * half + 1) * (self.delta_in / 2)
+    }
+
+    /// The table of channel `ch` (of `channels`) for a polynomial of `n` coefficients, and the
+    /// plaintext to add to the bootstrap's output.
+    pub fn table(&self, l: &Lookup<'_>, ch: usize, channels: usize, n: usize) -> (Vec<u64>, u64) {
+        let bits = self.rounding.acc_bits - self.rounding.lsbs;
+        let (lo, hi) = self.rounding.rounded_range();
+        let f = |r: i32| self.rounding.lookup(l, r, ch, channels) as i64;
+        let (f_lo, f_hi) = (f(lo), f(hi));
+        let half_delta = (self.delta_out / 2) as i64;
+        // (f(r) − c) · Δ' = (2 f(r) − f(lo) − f(hi)) · Δ' / 2, exact since Δ' is even.
+        let coef = |r: i32| ((2 * f(r) - f_lo - f_hi) * half_delta) as u64;
+        let table = (0..n)
+            .map(|s| {
+                let r = (s / self.box_slots) as i32;
+                if r <= hi {
+                    coef(r)
+                } else {
+                    coef(r - (1 << bits)).wrapping_neg()
+                }
+            })
+            .collect();
+        (table, ((f_lo + f_hi) * half_delta) as u64)
+    }
+}

@@ -1,0 +1,219 @@
+//! `train-host fhe`: a model on real TFHE ciphertexts, end to end in one process — key generation,
+//! encryption, evaluation with a progress bar per stage, decryption — beside the simulator's
+//! answer for the same image under the same noise model.
+use crate::cifar::Dataset;
+use cifhe_core::fhe::{ClientKey, CompressedServerKey, EncryptedImage, Evaluator, ParamSet, Plan};
+use cifhe_core::{Model, RoundingMode, RunConfig, Simulator};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::time::Instant;
+
+/// How to run.
+pub struct FheConfig {
+    /// Parameter set (`None`: the cheapest meeting `p_error`).
+    pub params: Option<ParamSet>,
+    /// Bits kept before each lookup.
+    pub rounding_bits: Option<u8>,
+    /// Largest per-lookup error probability allowed when choosing the set.
+    pub p_error: f64,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+/// One image's result.
+#[derive(Debug, Serialize)]
+pub struct ImageResult {
+    /// Index in the test set.
+    pub index: usize,
+    /// True class.
+    pub label: usize,
+    /// Class decrypted from TFHE.
+    pub fhe_class: usize,
+    /// Class of the simulator, exact rounding and no noise.
+    pub simulator_class: usize,
+    /// Whether the decrypted accumulators equal the noiseless simulator's.
+    pub identical_accumulators: bool,
+    /// Encryption seconds.
+    pub encrypt_seconds: f64,
+    /// Server evaluation seconds.
+    pub evaluate_seconds: f64,
+    /// Decryption seconds.
+    pub decrypt_seconds: f64,
+    /// Bytes uploaded (encrypted image).
+    pub upload_bytes: usize,
+    /// Bytes downloaded (encrypted result).
+    pub download_bytes: usize,
+}
+
+/// The whole run.
+#[derive(Debug, Serialize)]
+pub struct FheReport {
+    /// Model name.
+    pub model: String,
+    /// Parameter set.
+    pub params: String,
+    /// Rounding.
+    pub rounding_bits: Option<u8>,
+    /// Largest modelled error probability of any lookup (exact-rounding equivalent).
+    pub max_p_error: f64,
+    /// Bootstraps per image.
+    pub bootstraps: u64,
+    /// Client key generation seconds.
+    pub keygen_seconds: f64,
+    /// Compressed server key generation seconds (client side).
+    pub server_key_seconds: f64,
+    /// Server key expansion seconds (server side).
+    pub expand_seconds: f64,
+    /// Compressed server key bytes, as sent.
+    pub server_key_bytes: usize,
+    /// Threads used by the evaluation.
+    pub threads: usize,
+    /// Per image.
+    pub images: Vec<ImageResult>,
+}
+
+/// Runs `images` (indices into `data`) through TFHE.
+pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig) -> Result<FheReport, String> {
+    let plan = match cfg.params {
+        Some(p) => Plan::new(model, p, cfg.rounding_bits),
+        None => Plan::cheapest(model, cfg.rounding_bits, cfg.p_error),
+    }
+    .map_err(|e| e.to_string())?;
+    let params = plan.params;
+    let say = |s: String| {
+        if cfg.progress {
+            eprintln!("{s}");
+        }
+    };
+    say(format!("parameters {params}, {} bootstraps per image, max p_error {:.2e}", plan.bootstraps(model), plan.noise().max_p_error()));
+    let t = Instant::now();
+    let client = ClientKey::generate(params);
+    let keygen_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let sent = client.server_key().to_bytes();
+    let server_key_seconds = t.elapsed().as_secs_f64();
+    say(format!("keys: client {keygen_seconds:.2} s, server key {server_key_seconds:.2} s, {:.1} MB compressed", sent.len() as f64 / 1e6));
+    let t = Instant::now();
+    let server = CompressedServerKey::from_bytes(&sent, usize::MAX).map_err(|e| e.to_string())?.expand();
+    let expand_seconds = t.elapsed().as_secs_f64();
+    let eval = Evaluator::new(&server, model, plan.clone()).map_err(|e| e.to_string())?;
+    let exact = RunConfig { rounding_bits: cfg.rounding_bits, mode: RoundingMode::Exact, noise: cifhe_core::NoiseModel::NONE.into(), ..RunConfig::new(model) };
+    let sim = Simulator::new(model, exact).map_err(|e| e.to_string())?;
+    let mut scratch = vec![0u64; model.scratch_words()];
+    let mut results = Vec::new();
+    for &index in images {
+        let image = data.image(index);
+        let t = Instant::now();
+        let upload = client.encrypt_image(model, &plan, image).map_err(|e| e.to_string())?.to_bytes();
+        let encrypt_seconds = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let received = EncryptedImage::from_bytes(&upload, usize::MAX).map_err(|e| e.to_string())?;
+        let bar = stage_bar(cfg.progress, index);
+        let out = eval
+            .run(&received, &|stage, done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(format!("stage {stage}"));
+            })
+            .map_err(|e| e.to_string())?;
+        bar.finish_and_clear();
+        let evaluate_seconds = t.elapsed().as_secs_f64();
+        let download = out.to_bytes();
+        let t = Instant::now();
+        let acc = client.decrypt(&plan, &out).map_err(|e| e.to_string())?;
+        let decrypt_seconds = t.elapsed().as_secs_f64();
+        let mut expect = vec![0i32; model.classes()];
+        let (simulator_class, _) = sim.classify(image, index as u64, &mut scratch, &mut expect).map_err(|e| e.to_string())?;
+        let r = ImageResult {
+            index,
+            label: data.labels[index] as usize,
+            fhe_class: cifhe_core::sim::argmax(model, &acc),
+            simulator_class,
+            identical_accumulators: acc == expect,
+            encrypt_seconds,
+            evaluate_seconds,
+            decrypt_seconds,
+            upload_bytes: upload.len(),
+            download_bytes: download.len(),
+        };
+        say(format!(
+            "image {index}: true {}, TFHE {}, simulator {}{}; evaluated in {evaluate_seconds:.1} s",
+            data.names[r.label],
+            data.names[r.fhe_class],
+            data.names[r.simulator_class],
+            if r.identical_accumulators { " (identical accumulators)" } else { "" }
+        ));
+        results.push(r);
+    }
+    Ok(FheReport {
+        model: model.file().name.to_string(),
+        params: params.to_string(),
+        rounding_bits: cfg.rounding_bits,
+        max_p_error: plan.noise().max_p_error(),
+        bootstraps: plan.bootstraps(model),
+        keygen_seconds,
+        server_key_seconds,
+        expand_seconds,
+        server_key_bytes: sent.len(),
+        threads: rayon::current_num_threads(),
+        images: results,
+    })
+}
+
+fn stage_bar(show: bool, index: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(1);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("image {index} {{msg}} [{{bar:40}}] {{pos}}/{{len}} bootstraps, ETA {{eta}}"))
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Cost of one parameter set, measured on real ciphertexts.
+#[derive(Debug, Serialize)]
+pub struct SetCost {
+    /// The set.
+    pub params: String,
+    /// Client key generation plus compressed server key generation, seconds.
+    pub keygen_seconds: f64,
+    /// Compressed server key, bytes (as sent).
+    pub compressed_key_bytes: usize,
+    /// Expanded server key, bytes (as held by the server).
+    pub expanded_key_bytes: u64,
+    /// Seconds per lookup (key switch + bootstrap) with all threads busy.
+    pub seconds_per_lookup: f64,
+}
+
+/// Measures keygen, key sizes and lookup throughput of `params` on `lookups` bootstraps, through
+/// the evaluator itself (a one-lookup-stage model).
+pub fn measure_set(params: ParamSet, lookups: usize) -> Result<SetCost, String> {
+    use cifhe_core::builder::ModelBuilder;
+    use cifhe_core::model::Shape;
+    let input = Shape { h: 1, w: lookups, c: 1 };
+    let mut b = ModelBuilder::new("lookup-bench", input, &[core::array::from_fn(|p| (p as i32 / 64 - 2) as i8)]);
+    b.conv(&[1], 1, 1, 1, 1, 1, 0).lookup(4, 0, 3, &[vec![-1, 0, 1]], (-2, 1)).linear(&vec![1; lookups], 1, input).output(&[1.0], &[0.0]);
+    let bytes = b.to_bytes();
+    let model = Model::from_bytes(&bytes).map_err(|e| e.to_string())?;
+    let plan = Plan::new(&model, params, None).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let client = ClientKey::generate(params);
+    let sent = client.server_key().to_bytes();
+    let keygen_seconds = t.elapsed().as_secs_f64();
+    let server = CompressedServerKey::from_bytes(&sent, usize::MAX).map_err(|e| e.to_string())?.expand();
+    let eval = Evaluator::new(&server, &model, plan.clone()).map_err(|e| e.to_string())?;
+    let image: Vec<u8> = (0..lookups).map(|i| (i * 37 % 256) as u8).collect();
+    let enc = client.encrypt_image(&model, &plan, &image).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    eval.run(&enc, &|_, _, _| {}).map_err(|e| e.to_string())?;
+    Ok(SetCost {
+        params: params.to_string(),
+        keygen_seconds,
+        compressed_key_bytes: sent.len(),
+        expanded_key_bytes: params.server_key_bytes(false),
+        seconds_per_lookup: t.elapsed().as_secs_f64() / lookups as f64,
+    })
+}
