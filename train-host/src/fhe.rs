@@ -137,11 +137,14 @@ pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig)
             download_bytes: download.len(),
         };
         say(format!(
-            "image {index}: true {}, TFHE {}, simulator {}{}; evaluated in {evaluate_seconds:.1} s",
+            "image {index}: true {}, TFHE {}, simulator {}{}; encrypted in {encrypt_seconds:.2} s ({:.1} kB up), \
+             evaluated in {evaluate_seconds:.1} s, decrypted in {decrypt_seconds:.3} s ({:.1} kB down)",
             data.names[r.label],
             data.names[r.fhe_class],
             data.names[r.simulator_class],
-            if r.identical_accumulators { " (identical accumulators)" } else { "" }
+            if r.identical_accumulators { " (identical accumulators)" } else { "" },
+            r.upload_bytes as f64 / 1e3,
+            r.download_bytes as f64 / 1e3
         ));
         results.push(r);
     }

@@ -85,7 +85,7 @@ enum Command {
         #[arg(long, value_parser = parse_rounding)]
         rounding_bits: Option<Rounding>,
         /// Largest per-lookup error probability when choosing the parameter set.
-        #[arg(long, default_value = "1e-3", value_parser = parse_p_error)]
+        #[arg(long, default_value = "0.05", value_parser = parse_p_error)]
         p_error: f64,
         /// Print one JSON object instead of the text report.
         #[arg(long)]
@@ -255,7 +255,7 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         lookups: usize,
         /// Largest per-lookup error probability when choosing a model's set.
-        #[arg(long, default_value = "1e-3", value_parser = parse_p_error)]
+        #[arg(long, default_value = "0.05", value_parser = parse_p_error)]
         p_error: f64,
         /// Markdown file to update (its fhe-costs section).
         #[arg(long)]

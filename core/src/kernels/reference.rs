@@ -93,7 +93,7 @@ impl<'w> Taps<'w> {
     /// noise grows by when the inputs are independent noisy ciphertexts).
     pub fn max_weight_norm(&self) -> f64 {
         let per_position = self.out.c;
-        (0..per_position)
+        let largest = (0..per_position)
             .map(|o| {
                 let mut s = 0.0;
                 // The centre position of the output sees every tap (no padding cut).
@@ -101,8 +101,8 @@ impl<'w> Taps<'w> {
                 self.for_each(centre, |_, w| s += (w * w) as f64);
                 s
             })
-            .fold(0.0f64, f64::max)
-            .sqrt()
+            .fold(0.0f64, f64::max);
+        libm::sqrt(largest)
     }
 
     /// Evaluates the stage on integer codes.
