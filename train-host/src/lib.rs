@@ -10,4 +10,5 @@ pub mod fhe;
 pub mod net;
 pub mod paths;
 pub mod report;
+pub mod serve;
 pub mod train;

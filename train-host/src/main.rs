@@ -69,7 +69,7 @@ enum Command {
     },
     /// Classify test images under real TFHE: keygen, encrypt, evaluate, decrypt; timings and sizes.
     Fhe {
-        /// Compiled model [default: the shipped model].
+        /// Compiled model [default: the shipped demo model, models/tiny-w2.5-cifar10.cifhe].
         #[arg(long)]
         model: Option<PathBuf>,
         /// CIFAR data: folder or archive [default: $CIFHE_DATA or ../shared/data].
@@ -90,6 +90,36 @@ enum Command {
         /// Print one JSON object instead of the text report.
         #[arg(long)]
         json: bool,
+    },
+    /// The web demo: serves web/ and the encrypted-classification API (see the README).
+    Serve {
+        /// Compiled model [default: the shipped demo model, models/tiny-w2.5-cifar10.cifhe].
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// CIFAR data for the page's sample images [default: $CIFHE_DATA or ../shared/data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Address to listen on (loopback by default: the demo is not hardened for the internet).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Folder of the page [default: web/ of this checkout].
+        #[arg(long)]
+        web: Option<PathBuf>,
+        /// tfhe-rs parameter set the page uses.
+        #[arg(long, default_value = "2_2", value_parser = parse_params)]
+        params: ParamSet,
+        /// Sessions held at once (each expanded 2_2 server key takes about 120 MB).
+        #[arg(long, default_value_t = 4)]
+        max_sessions: usize,
+        /// Seconds after which an idle session's server key is dropped.
+        #[arg(long, default_value_t = 600)]
+        idle_timeout: u64,
+        /// Largest server key accepted, in MB.
+        #[arg(long, default_value_t = 64)]
+        key_limit_mb: usize,
+        /// Sample test images offered by the page.
+        #[arg(long, default_value_t = 12)]
+        samples: usize,
     },
     /// Accuracy on the full test set: per class, confusion matrix, images per second.
     Eval {
@@ -302,7 +332,7 @@ fn run_config(model: &Model<'_>, a: &SimArgs) -> Result<RunConfig, String> {
     let base = RunConfig { rounding_bits, seed: a.seed, ..RunConfig::new(model) };
     if let Some(params) = a.fhe_params {
         let plan = cifhe_core::fhe::Plan::new(model, params, rounding_bits).map_err(|e| e.to_string())?;
-        return Ok(RunConfig { mode: RoundingMode::Approximate, noise: plan.noise(), ..base });
+        return Ok(plan.simulation(base));
     }
     Ok(RunConfig {
         mode: match a.mode {
@@ -341,7 +371,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("\n{}", r.to_text().lines().take(4).collect::<Vec<_>>().join("\n"));
         }
         Command::Fhe { model, data, image, params, rounding_bits, p_error, json } => {
-            let path = model.unwrap_or_else(paths::default_model);
+            let path = model.unwrap_or_else(paths::demo_model);
             let bytes = read_model(&path)?;
             let m = open_model(&path, &bytes)?;
             let ds = load_test(&m, &data.unwrap_or_else(paths::default_data), None)?;
@@ -369,6 +399,19 @@ fn run(cli: Cli) -> Result<(), String> {
                     r.threads
                 );
             }
+        }
+        Command::Serve { model, data, addr, web, params, max_sessions, idle_timeout, key_limit_mb, samples } => {
+            train_host::serve::run(train_host::serve::ServeConfig {
+                model: model.unwrap_or_else(paths::demo_model),
+                data: Some(data.unwrap_or_else(paths::default_data)),
+                web_root: web.unwrap_or_else(paths::web_root),
+                addr,
+                params,
+                max_sessions,
+                idle_timeout: std::time::Duration::from_secs(idle_timeout),
+                key_limit: key_limit_mb << 20,
+                samples,
+            })?;
         }
         Command::Eval { model, data, limit, json, sim } => {
             let bytes = read_model(&model)?;
@@ -426,7 +469,9 @@ fn run(cli: Cli) -> Result<(), String> {
             let ds_name = format!("{dataset:?}").to_lowercase();
             let name = format!("{arch}-{ds_name}");
             let desc = format!(
-                "{arch} (width {width}) trained on {} {ds_name} training images: {float_epochs} float + {qat_epochs} QAT epochs,                  5-bit weights and activations, {:.2} CPU-hours on {} threads; by `train-host train --arch {arch} --width {width}                  --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} --lr {lr} --qat-lr {qat_lr} --seed {seed}{}{}`.",
+                "{arch} (width {width}) trained on {} {ds_name} training images: {float_epochs} float + {qat_epochs} QAT epochs, \
+                 5-bit weights and activations, {:.2} CPU-hours on {} threads; by `train-host train --arch {arch} --width {width} \
+                 --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} --lr {lr} --qat-lr {qat_lr} --seed {seed}{}{}`.",
                 train_set.len(),
                 t.seconds * rayon::current_num_threads() as f64 / 3600.0,
                 rayon::current_num_threads(),

@@ -15,3 +15,13 @@ pub fn default_model() -> PathBuf {
 pub fn default_data() -> PathBuf {
     std::env::var_os("CIFHE_DATA").map(PathBuf::from).unwrap_or_else(|| workspace().join("..").join("shared").join("data"))
 }
+
+/// The shipped demo model for real TFHE (small enough for seconds per image).
+pub fn demo_model() -> PathBuf {
+    workspace().join("models").join("tiny-w2.5-cifar10.cifhe")
+}
+
+/// The static web page (`web/`, with the wasm client in `web/pkg`).
+pub fn web_root() -> PathBuf {
+    workspace().join("web")
+}

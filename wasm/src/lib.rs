@@ -1,12 +1,18 @@
-//! cifhe in the browser: load a compiled model, turn a canvas image into the model's input, and
-//! classify it with the FHE simulator — all on the user's machine.
+//! cifhe in the browser: load a compiled model, turn a canvas image into the model's input,
+//! classify it with the FHE simulator, and be the TFHE client of an encrypted classification —
+//! key generation, encryption and decryption — all on the user's machine.
 //!
-//! Key generation, encryption and decryption join here with the TFHE backend (see the issues);
-//! they will use the same `cifhe-core` circuit, never a second implementation.
-use cifhe_core::{Model, NoiseModel, RunConfig, Simulator};
+//! Everything runs `cifhe-core`: the simulator and the TFHE client are the native ones compiled
+//! to WebAssembly, never a second implementation. The client key lives in a [`FheClient`] and has
+//! no export: only the compressed server key and ciphertexts leave the page.
+use cifhe_core::fhe::{ParamSet, Plan};
+use cifhe_core::{Model, RunConfig, Simulator};
 use wasm_bindgen::prelude::*;
 
+mod client;
 pub mod image;
+
+pub use client::FheClient;
 
 /// A compiled model loaded in the page.
 #[wasm_bindgen]
@@ -23,7 +29,7 @@ impl Classifier {
     #[wasm_bindgen(constructor)]
     pub fn new(bytes: Vec<u8>) -> Result<Classifier, JsError> {
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        let model = Model::from_bytes(bytes).map_err(|e| JsError::new(&e.to_string()))?;
+        let model = Model::from_bytes(bytes).map_err(js)?;
         let scratch = vec![0u64; model.scratch_words()];
         let out = vec![0i32; model.classes()];
         Ok(Classifier { model, scratch, out })
@@ -49,22 +55,42 @@ impl Classifier {
         self.model.label(k).map_or_else(|| k.to_string(), String::from)
     }
 
+    /// Bootstraps (PBS) one encrypted classification costs the server.
+    pub fn bootstraps(&self, params: &str) -> Result<u64, JsError> {
+        Ok(self.plan(params)?.bootstraps(&self.model))
+    }
+
     /// Turns canvas RGBA pixels (`width × height`, any size) into the model's input image.
     pub fn prepare_rgba(&self, rgba: &[u8], width: usize, height: usize) -> Result<Vec<u8>, JsError> {
         let s = self.model.input_shape();
         image::rgba_to_planes(rgba, width, height, s.w, s.h).map_err(|e| JsError::new(&e))
     }
 
-    /// Class probabilities (softmax of the dequantized logits) of a prepared image under the
-    /// simulated FHE noise of `p_error` per PBS, at the model's own rounding.
-    pub fn simulate(&mut self, image: &[u8], p_error: f64, seed: u64) -> Result<Vec<f32>, JsError> {
-        let cfg = RunConfig { noise: NoiseModel::from_p_error(p_error).into(), seed, ..RunConfig::new(&self.model) };
-        let sim = Simulator::new(&self.model, cfg).map_err(|e| JsError::new(&e.to_string()))?;
-        sim.run(image, 0, &mut self.scratch, &mut self.out).map_err(|e| JsError::new(&e.to_string()))?;
-        let out = &self.model.file().output;
-        let logits: Vec<f32> = self.out.iter().enumerate().map(|(k, &a)| out.logit(k, a)).collect();
-        Ok(softmax(&logits))
+    /// Class probabilities of a prepared image as TFHE under `params` (e.g. `2_2`) would compute
+    /// them: the model's rounding, removed by the modulus switch, with each lookup's noise drawn
+    /// from that set's noise model (seeded).
+    pub fn simulate(&mut self, image: &[u8], params: &str, seed: u64) -> Result<Vec<f32>, JsError> {
+        let cfg = self.plan(params)?.simulation(RunConfig { seed, ..RunConfig::new(&self.model) });
+        let sim = Simulator::new(&self.model, cfg).map_err(js)?;
+        sim.run(image, 0, &mut self.scratch, &mut self.out).map_err(js)?;
+        Ok(probabilities(&self.model, &self.out))
     }
+}
+
+impl Classifier {
+    /// The TFHE layout of this model under `params`, at the model's own rounding: the same on
+    /// the client and on the server, which checks it through the ciphertexts' scales.
+    fn plan(&self, params: &str) -> Result<Plan, JsError> {
+        let set = ParamSet::by_name(params).ok_or_else(|| JsError::new(&format!("unknown parameter set {params:?} (1_1, 2_2, 3_3, 4_4)")))?;
+        Plan::new(&self.model, set, self.model.rounding_bits()).map_err(js)
+    }
+}
+
+/// Softmax of the dequantized final accumulators.
+fn probabilities(model: &Model<'_>, accumulators: &[i32]) -> Vec<f32> {
+    let out = &model.file().output;
+    let logits: Vec<f32> = accumulators.iter().enumerate().map(|(k, &a)| out.logit(k, a)).collect();
+    softmax(&logits)
 }
 
 fn softmax(x: &[f32]) -> Vec<f32> {
@@ -72,6 +98,11 @@ fn softmax(x: &[f32]) -> Vec<f32> {
     let e: Vec<f32> = x.iter().map(|v| (v - m).exp()).collect();
     let s: f32 = e.iter().sum();
     e.into_iter().map(|v| v / s).collect()
+}
+
+/// Any error, as a JavaScript `Error` carrying its message.
+fn js(e: impl core::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
 }
 
 #[cfg(test)]

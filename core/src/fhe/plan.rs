@@ -20,6 +20,7 @@ use crate::kernels::reference::Taps;
 use crate::model::{Lookup, Model, Stage};
 use crate::noise::{NoiseModel, StageNoise};
 use crate::rounding::StageRounding;
+use crate::{RoundingMode, RunConfig};
 
 /// One lookup stage on the torus.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +162,12 @@ impl Plan {
             PlanError::TooPrecise { .. } => last_err,
             _ => PlanError::NoSet { p_error },
         })
+    }
+
+    /// The simulator run that reproduces this plan's TFHE evaluation: its rounding, removed by the
+    /// modulus switch (approximate), and each lookup's noise. `base` gives the seed and kernels.
+    pub fn simulation(&self, base: RunConfig) -> RunConfig {
+        RunConfig { rounding_bits: self.rounding_bits, mode: RoundingMode::Approximate, noise: self.noise(), ..base }
     }
 
     /// The noise of every lookup, for the simulator: the same model the evaluator's errors follow.

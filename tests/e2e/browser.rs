@@ -1,0 +1,284 @@
+//! The web demo, end to end, in a real browser: headless Chromium (Debian's `chromium`, driven
+//! through `chromedriver` over WebDriver) loads the page from `train-host serve`, generates keys
+//! and encrypts in WebAssembly, the server classifies under real TFHE, and the page decrypts.
+//! Also the wasm crate's own tests (`wasm-pack test --headless --chrome`), and the server's
+//! refusals of bad keys and foreign ciphertexts over plain HTTP.
+//!
+//! Needs `wasm-pack`, `wasm-bindgen-cli` (the lockfile's version), `chromium` and
+//! `chromium-driver`: `.ci/run` installs them.
+use cifhe_core::fhe::{ClientKey, ParamSet, Plan};
+use cifhe_core::{Model, RunConfig, Simulator};
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use train_host::cifar::{self, Kind, Split};
+use train_host::serve::{self, ServeConfig};
+
+const PARAMS: ParamSet = ParamSet::M2C2;
+const SAMPLES: usize = 12;
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("CIFHE_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"))
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start ({e}); .ci/run installs it"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds the browser client into `web/pkg` once per test process.
+fn build_web_client() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        run(
+            Command::new("wasm-pack").current_dir(root()).args(["build", "wasm", "--release", "--target", "web", "--out-dir", "../web/pkg"]),
+            "wasm-pack build",
+        )
+    });
+}
+
+fn server() -> SocketAddr {
+    build_web_client();
+    serve::spawn(ServeConfig {
+        model: train_host::paths::demo_model(),
+        data: Some(data_dir()),
+        web_root: root().join("web"),
+        addr: "127.0.0.1:0".parse().unwrap(),
+        params: PARAMS,
+        max_sessions: 4,
+        idle_timeout: Duration::from_secs(600),
+        key_limit: 64 << 20,
+        samples: SAMPLES,
+    })
+    .expect("the demo server starts")
+}
+
+/// A chromedriver process, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn chromedriver() -> Driver {
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{CHROMEDRIVER}: {e} (Debian package chromium-driver; .ci/run installs it)"));
+    let url = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while ureq::get(&format!("{url}/status")).call().is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Driver { child, url }
+}
+
+/// A WebDriver session on headless Chromium, with the flags this closed network needs.
+struct Browser<'d> {
+    driver: &'d Driver,
+    session: String,
+    _profile: TempDir,
+}
+
+impl Browser<'_> {
+    fn open(driver: &Driver) -> Browser<'_> {
+        let profile = TempDir::new("chromium-profile");
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.0.display()),
+        ];
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+        }}});
+        let reply: Value = ureq::post(&format!("{}/session", driver.url)).send_json(caps).expect("WebDriver session").into_json().unwrap();
+        let session = reply["value"]["sessionId"].as_str().expect("a session id").to_string();
+        Browser { driver, session, _profile: profile }
+    }
+
+    fn command(&self, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}/{path}", self.driver.url, self.session);
+        let reply: Value = ureq::post(&url).send_json(body).unwrap_or_else(|e| panic!("WebDriver {path}: {e}")).into_json().unwrap();
+        reply["value"].clone()
+    }
+
+    fn goto(&self, url: &str) {
+        self.command("url", json!({ "url": url }));
+    }
+
+    fn eval(&self, script: &str) -> Value {
+        self.command("execute/sync", json!({ "script": script, "args": [] }))
+    }
+}
+
+impl Drop for Browser<'_> {
+    fn drop(&mut self) {
+        let _ = ureq::delete(&format!("{}/session/{}", self.driver.url, self.session)).call();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("cifhe-{name}-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The first sample whose simulated class under the TFHE noise model is the same for 32 noise
+/// draws: TFHE's own draw then cannot move it to another class (a borderline image could, and
+/// legitimately would, differ), so the decrypted class must equal the page's simulated one.
+fn stable_sample(model: &Model<'_>) -> (usize, usize) {
+    let ds = cifar::load(&data_dir(), Kind::Cifar10, Split::Test).expect("CIFAR-10 test set");
+    let plan = Plan::new(model, PARAMS, model.rounding_bits()).unwrap();
+    let mut scratch = vec![0u64; model.scratch_words()];
+    let mut out = vec![0i32; model.classes()];
+    let mut class_of = |i: usize, seed: u64| {
+        let sim = Simulator::new(model, plan.simulation(RunConfig { seed, ..RunConfig::new(model) })).unwrap();
+        sim.run(ds.image(i), 0, &mut scratch, &mut out).unwrap();
+        (0..out.len()).max_by_key(|&k| out[k]).unwrap()
+    };
+    (0..SAMPLES)
+        .find_map(|i| {
+            let c = class_of(i, 0);
+            (1..32).all(|s| class_of(i, s) == c).then_some((i, c))
+        })
+        .expect("a sample with a stable class")
+}
+
+#[test]
+fn page_classifies_an_encrypted_image_like_its_simulator() {
+    let bytes = std::fs::read(train_host::paths::demo_model()).unwrap();
+    let model = Model::from_bytes(&bytes).unwrap();
+    let (sample, expected) = stable_sample(&model);
+    let addr = server();
+    let driver = chromedriver();
+    let browser = Browser::open(&driver);
+    browser.goto(&format!("http://{addr}/?sample={sample}&auto=1"));
+    let start = Instant::now();
+    let state = loop {
+        let state = browser.eval("return document.body.dataset.state");
+        if state == "done" || state == "error" {
+            break state;
+        }
+        assert!(start.elapsed() < Duration::from_secs(900), "page still in state {state} after 15 minutes");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let error = browser.eval("return document.getElementById('error').textContent");
+    assert_eq!(state, "done", "the page failed: {error}");
+    let report = browser.eval("return window.cifhe");
+    println!("browser run on sample {sample}: {report:#}");
+    let sim = browser.eval("return document.getElementById('sim-class').dataset.class");
+    let fhe = browser.eval("return document.getElementById('fhe-class').dataset.class");
+    // The page's simulator (wasm) is the native one: seed 0 gives the same class.
+    assert_eq!(sim, json!(expected.to_string()), "the page's simulator disagrees with the native simulator");
+    assert_eq!(fhe, sim, "the decrypted class differs from the page's simulated class");
+    // What was sent: the compressed server key and an encrypted image; both bounded.
+    let key_bytes = report["steps"]["server_key"]["bytes"].as_u64().unwrap();
+    let image_bytes = report["steps"]["encrypt"]["bytes"].as_u64().unwrap();
+    assert!(key_bytes > 1 << 20 && key_bytes < 64 << 20, "server key of {key_bytes} bytes");
+    assert!(image_bytes > 3072 && image_bytes < 4 << 20, "encrypted image of {image_bytes} bytes");
+}
+
+fn post(url: &str, body: &[u8]) -> (u16, Value) {
+    let reply = ureq::post(url).set("content-type", "application/octet-stream").send_bytes(body);
+    let response = match reply {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[test]
+fn server_refuses_bad_keys_foreign_ciphertexts_and_unknown_sessions() {
+    let addr = server();
+    let base = format!("http://{addr}/api");
+    let (status, reply) = post(&format!("{base}/sessions"), b"certainly not a server key");
+    assert_eq!(status, 400);
+    assert!(reply["error"].as_str().unwrap().contains("wrong magic"), "{reply}");
+
+    let bytes = std::fs::read(train_host::paths::demo_model()).unwrap();
+    let model = Model::from_bytes(&bytes).unwrap();
+    let plan = Plan::new(&model, PARAMS, model.rounding_bits()).unwrap();
+    let (ours, theirs) = (ClientKey::generate(PARAMS), ClientKey::generate(PARAMS));
+    let mut key = ours.server_key().to_bytes();
+    let (status, reply) = post(&format!("{base}/sessions"), &key);
+    assert_eq!(status, 201, "{reply}");
+    let session = reply["session"].as_str().unwrap().to_string();
+
+    let image = vec![128u8; model.image_len()];
+    let foreign = theirs.encrypt_image(&model, &plan, &image).unwrap().to_bytes();
+    let (status, reply) = post(&format!("{base}/sessions/{session}/classify"), &foreign);
+    assert_eq!(status, 400);
+    assert!(reply["error"].as_str().unwrap().contains("under client key"), "{reply}");
+
+    let mine = ours.encrypt_image(&model, &plan, &image).unwrap().to_bytes();
+    let (status, reply) = post(&format!("{base}/sessions/{session}/classify"), &mine[..mine.len() / 2]);
+    assert_eq!(status, 400);
+    assert!(reply["error"].as_str().unwrap().contains("corrupt encrypted image"), "{reply}");
+
+    assert_eq!(ureq::delete(&format!("{base}/sessions/{session}")).call().unwrap().status(), 204);
+    let (status, reply) = post(&format!("{base}/sessions/{session}/classify"), &mine);
+    assert_eq!(status, 404, "{reply}");
+
+    // A truncated key is refused by its parser, a key over the limit before it is read.
+    key.truncate(key.len() / 2);
+    let (status, reply) = post(&format!("{base}/sessions"), &key);
+    assert_eq!(status, 400, "{reply}");
+    let (status, _) = post(&format!("{base}/sessions"), &vec![0u8; (64 << 20) + 1]);
+    assert_eq!(status, 413);
+}
+
+#[test]
+fn wasm_crate_tests_pass_in_headless_chromium() {
+    run(
+        Command::new("wasm-pack").current_dir(root().join("wasm")).args(["test", "--release", "--headless", "--chrome", "--chromedriver", CHROMEDRIVER]),
+        "wasm-pack test",
+    );
+}

@@ -1,0 +1,55 @@
+//! The browser crate in a real browser (`wasm-pack test --headless --chrome`): model loading,
+//! image preparation, simulation and the TFHE client, with their errors.
+#![cfg(target_arch = "wasm32")]
+use cifhe_wasm::{Classifier, FheClient};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const MODEL: &[u8] = include_bytes!("../../models/tiny-w2.5-cifar10.cifhe");
+
+fn classifier() -> Classifier {
+    Classifier::new(MODEL.to_vec()).unwrap()
+}
+
+fn gradient_image(c: &Classifier) -> Vec<u8> {
+    let rgba: Vec<u8> = (0..64 * 48 * 4).map(|i| (i * 7 % 251) as u8).collect();
+    c.prepare_rgba(&rgba, 64, 48).unwrap()
+}
+
+#[wasm_bindgen_test]
+fn corrupt_model_is_refused() {
+    let mut bytes = MODEL.to_vec();
+    bytes[bytes.len() / 2] ^= 0x55;
+    assert!(Classifier::new(bytes).is_err());
+    assert!(Classifier::new(MODEL[..100].to_vec()).is_err());
+}
+
+#[wasm_bindgen_test]
+fn simulation_is_a_deterministic_distribution() {
+    let mut c = classifier();
+    assert_eq!(c.classes(), 10);
+    let image = gradient_image(&c);
+    assert_eq!(image.len(), 3 * 32 * 32);
+    let p = c.simulate(&image, "2_2", 7).unwrap();
+    assert_eq!(p.len(), 10);
+    assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    assert_eq!(p, c.simulate(&image, "2_2", 7).unwrap());
+    assert!(c.simulate(&image, "9_9", 0).is_err());
+    assert!(c.simulate(&image[1..], "2_2", 0).is_err());
+    assert!(c.prepare_rgba(&[0; 10], 2, 2).is_err());
+}
+
+#[wasm_bindgen_test]
+fn client_encrypts_and_refuses_what_is_not_its_own() {
+    let c = classifier();
+    let client = FheClient::new(&c, "2_2").unwrap();
+    assert_eq!(client.params(), "2_2");
+    let image = gradient_image(&c);
+    let ct = client.encrypt(&c, &image).unwrap();
+    assert!(ct.len() > image.len(), "one ciphertext body per input value");
+    assert!(client.encrypt(&c, &image[..100]).is_err());
+    // An encrypted image is not a result; garbage is not either.
+    assert!(client.decrypt(&c, &ct).is_err());
+    assert!(client.decrypt(&c, b"cifheCO1garbage").is_err());
+}

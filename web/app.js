@@ -1,0 +1,168 @@
+// The page: pick or drop an image, show the simulator's prediction at once, then run the
+// encrypted classification through the worker (worker.js) and the server.
+import init, { Classifier } from './pkg/cifhe_wasm.js';
+
+const $ = (id) => document.getElementById(id);
+const setState = (s) => { document.body.dataset.state = s; };
+const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+
+let classifier, info, current = null;
+// What the last encrypted run measured, for people and for the browser test.
+window.cifhe = { steps: {}, result: null };
+
+async function fetchOk(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: ${r.status} ${r.statusText}`);
+  return r;
+}
+
+async function main() {
+  await init();
+  const [i, model, samples] = await Promise.all([
+    fetchOk('/api/info').then((r) => r.json()),
+    fetchOk('/api/model').then((r) => r.arrayBuffer()).then((b) => new Uint8Array(b)),
+    fetchOk('/api/samples').then((r) => r.json()),
+  ]);
+  info = i;
+  classifier = new Classifier(model);
+  worker.postMessage({ type: 'init', model, params: info.params });
+  $('model').textContent = `Model ${info.model}: ${info.description} — TFHE parameters ${info.params}, `
+    + `${info.bootstraps} bootstraps per image, server on ${info.threads} threads.`;
+  showSamples(samples);
+  setupDrop();
+  $('run').addEventListener('click', runEncrypted);
+  const q = new URLSearchParams(location.search);
+  setState('ready');
+  if (q.has('sample') && samples[+q.get('sample')]) {
+    select(samples[+q.get('sample')].planes, samples[+q.get('sample')].label);
+    if (q.has('auto')) runEncrypted();
+  }
+}
+
+function drawPlanes(canvas, planes) {
+  const n = canvas.width * canvas.height;
+  const img = new ImageData(canvas.width, canvas.height);
+  for (let p = 0; p < n; p++) {
+    img.data[4 * p] = planes[p];
+    img.data[4 * p + 1] = planes[n + p];
+    img.data[4 * p + 2] = planes[2 * n + p];
+    img.data[4 * p + 3] = 255;
+  }
+  canvas.getContext('2d').putImageData(img, 0, 0);
+}
+
+function showSamples(samples) {
+  for (const s of samples) {
+    const c = document.createElement('canvas');
+    c.width = c.height = 32;
+    c.title = `test image ${s.index}: ${info.labels[s.label]}`;
+    drawPlanes(c, s.planes);
+    c.addEventListener('click', () => {
+      document.querySelectorAll('#samples canvas').forEach((x) => x.classList.remove('selected'));
+      c.classList.add('selected');
+      select(s.planes, s.label);
+    });
+    $('samples').append(c);
+  }
+}
+
+function setupDrop() {
+  const drop = $('drop');
+  const load = async (file) => {
+    if (!file || !file.type.startsWith('image/')) { showError('that is not an image file'); return; }
+    try {
+      const bmp = await createImageBitmap(file);
+      const c = new OffscreenCanvas(bmp.width, bmp.height);
+      c.getContext('2d').drawImage(bmp, 0, 0);
+      const rgba = c.getContext('2d').getImageData(0, 0, bmp.width, bmp.height).data;
+      select(classifier.prepare_rgba(new Uint8Array(rgba.buffer), bmp.width, bmp.height), null);
+    } catch (e) { showError(`cannot read the image: ${e.message ?? e}`); }
+  };
+  $('file').addEventListener('change', (e) => load(e.target.files[0]));
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); load(e.dataTransfer.files[0]); });
+}
+
+function showTop(list, probs) {
+  const order = [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, 3);
+  list.replaceChildren(...order.map((k) => {
+    const li = document.createElement('li');
+    li.textContent = `${info.labels[k]} — ${(100 * probs[k]).toFixed(1)}%`;
+    return li;
+  }));
+  return order[0];
+}
+
+function setClass(el, k) {
+  el.textContent = k === null ? '–' : info.labels[k];
+  el.dataset.class = k === null ? '' : String(k);
+}
+
+// A new image: show it, and the simulator's prediction under the TFHE noise model (seed 0).
+function select(planes, label) {
+  current = planes;
+  drawPlanes($('view'), planes);
+  $('truth').textContent = label === null ? 'Your image.' : `CIFAR test image; true class: ${info.labels[label]}.`;
+  const probs = classifier.simulate(planes, info.params, 0n);
+  setClass($('sim-class'), showTop($('sim-top'), probs));
+  setClass($('fhe-class'), null);
+  $('fhe-top').replaceChildren();
+  $('agree').textContent = '';
+  $('error').textContent = '';
+  $('run').disabled = false;
+  setState('simulated');
+}
+
+function runEncrypted() {
+  if (!current) return;
+  $('run').disabled = true;
+  $('error').textContent = '';
+  window.cifhe = { steps: {}, result: null };
+  document.querySelectorAll('#steps tbody tr').forEach((tr) => {
+    tr.className = '';
+    tr.cells[2].textContent = '';
+  });
+  setState('encrypting');
+  worker.postMessage({ type: 'classify', planes: current });
+}
+
+const size = (b) => (b >= 1e6 ? `${(b / 1e6).toFixed(1)} MB` : `${(b / 1e3).toFixed(1)} kB`);
+
+worker.onmessage = (e) => {
+  const m = e.data;
+  if (m.type === 'step') {
+    const tr = document.querySelector(`#steps tr[data-step="${m.step}"]`);
+    tr.className = m.state;
+    if (m.state === 'done') {
+      tr.cells[2].textContent = `${m.seconds.toFixed(2)} s`;
+      if (m.bytes !== undefined && m.step !== 'keygen') tr.cells[3].textContent = size(m.bytes);
+      window.cifhe.steps[m.step] = { seconds: m.seconds, bytes: m.bytes };
+    } else if (m.state === 'reused') {
+      tr.cells[2].textContent = 'reused';
+    }
+  } else if (m.type === 'progress') {
+    $('progress').max = m.total;
+    $('progress').value = m.done;
+    $('progress-text').textContent = `server: stage ${m.stage}, ${m.done} / ${m.total}`;
+  } else if (m.type === 'result') {
+    const k = showTop($('fhe-top'), m.probs);
+    setClass($('fhe-class'), k);
+    const same = String(k) === $('sim-class').dataset.class;
+    $('agree').textContent = same ? '(same as the simulator)' : '(differs from the simulator: TFHE noise moved a borderline image)';
+    $('progress-text').textContent = `done in ${m.seconds.toFixed(1)} s end to end (key ${m.keyId}, parameters ${m.params})`;
+    window.cifhe.result = { fheClass: k, simClass: +$('sim-class').dataset.class, seconds: m.seconds };
+    $('run').disabled = false;
+    setState('done');
+  } else if (m.type === 'error') {
+    showError(m.message);
+    $('run').disabled = false;
+  }
+};
+
+function showError(message) {
+  $('error').textContent = message;
+  setState('error');
+}
+
+main().catch((e) => showError(`cannot start: ${e.message ?? e}`));

@@ -1,0 +1,95 @@
+// The TFHE client, in a worker so the page stays responsive during the slow steps. The secret
+// key is made here and never leaves: only the server key and ciphertexts are sent.
+import init, { Classifier, FheClient } from './pkg/cifhe_wasm.js';
+
+let classifier, params, client, serverKey, session;
+const post = (m) => self.postMessage(m);
+const now = () => performance.now();
+
+// Runs one step, telling the page when it starts and how long it took; `f` may return `{ bytes }`.
+async function step(name, f) {
+  post({ type: 'step', step: name, state: 'running' });
+  const t = now();
+  const r = await f();
+  post({ type: 'step', step: name, state: 'done', seconds: (now() - t) / 1000, bytes: r?.bytes });
+  return r;
+}
+
+// Messages are handled one after another: a classification posted while the model is still
+// loading waits for it.
+let queue = Promise.resolve();
+self.onmessage = (e) => {
+  queue = queue.then(() => handle(e.data));
+};
+
+async function handle(m) {
+  try {
+    if (m.type === 'init') {
+      await init();
+      classifier = new Classifier(m.model);
+      params = m.params;
+      post({ type: 'ready' });
+    } else if (m.type === 'classify') {
+      await classify(m.planes);
+    }
+  } catch (err) {
+    post({ type: 'error', message: String(err?.message ?? err) });
+  }
+}
+
+async function classify(planes) {
+  const t0 = now();
+  if (!client) {
+    await step('keygen', () => { client = new FheClient(classifier, params); });
+    await step('server_key', () => { serverKey = client.server_key(); return { bytes: serverKey.length }; });
+  } else {
+    post({ type: 'step', step: 'keygen', state: 'reused' });
+    post({ type: 'step', step: 'server_key', state: 'reused' });
+  }
+  if (!session) {
+    await step('upload_key', () => openSession());
+  } else {
+    post({ type: 'step', step: 'upload_key', state: 'reused' });
+  }
+  let ct;
+  await step('encrypt', () => { ct = client.encrypt(classifier, planes); return { bytes: ct.length }; });
+  let result;
+  await step('evaluate', async () => { result = await evaluate(ct); return { bytes: result.length }; });
+  let probs;
+  await step('decrypt', () => { probs = client.decrypt(classifier, result); });
+  post({ type: 'result', probs: Array.from(probs), seconds: (now() - t0) / 1000, keyId: client.key_id(), params: client.params() });
+}
+
+async function openSession() {
+  const r = await fetch('/api/sessions', { method: 'POST', body: serverKey, headers: { 'content-type': 'application/octet-stream' } });
+  const j = await r.json().catch(() => ({ error: `${r.status} ${r.statusText}` }));
+  if (!r.ok) throw new Error(`server refused the key: ${j.error}`);
+  session = j.session;
+  return { bytes: serverKey.length };
+}
+
+// Sends the ciphertext and reads the server's NDJSON stream: progress lines, then the result.
+async function evaluate(ct) {
+  const r = await fetch(`/api/sessions/${session}/classify`, { method: 'POST', body: ct, headers: { 'content-type': 'application/octet-stream' } });
+  if (!r.ok) {
+    const j = await r.json().catch(() => ({ error: `${r.status} ${r.statusText}` }));
+    if (r.status === 404) session = null; // timed out: the next run sends the key again
+    throw new Error(`server refused the image: ${j.error}`);
+  }
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffered += value;
+    let i;
+    while ((i = buffered.indexOf('\n')) >= 0) {
+      const ev = JSON.parse(buffered.slice(0, i));
+      buffered = buffered.slice(i + 1);
+      if (ev.event === 'progress') post({ type: 'progress', stage: ev.stage, done: ev.done, total: ev.total });
+      else if (ev.event === 'done') return Uint8Array.from(atob(ev.result), (c) => c.charCodeAt(0));
+      else if (ev.event === 'error') throw new Error(`server: ${ev.message}`);
+    }
+  }
+  throw new Error('the server closed the connection without a result');
+}
