@@ -1,5 +1,5 @@
-//! The core builds where it must run: a microcontroller without `std` or an allocator, and the
-//! browser (the wasm crate). Real cross-compilations, in their own target folder.
+//! The core builds where it must run: a microcontroller without `std` or an allocator. A real
+//! cross-compilation, in its own target folder. (The browser build is `browser.rs`'s wasm-pack.)
 use std::process::Command;
 
 fn cargo_build(args: &[&str]) {
@@ -18,9 +18,4 @@ fn cargo_build(args: &[&str]) {
 fn core_builds_for_a_microcontroller_without_std_or_alloc() {
     // thumbv7em has no `std`; `cifhe-core` declares no `extern crate alloc`, so nothing can allocate.
     cargo_build(&["-p", "cifhe-core", "--no-default-features", "--target", "thumbv7em-none-eabihf"]);
-}
-
-#[test]
-fn browser_crate_builds_for_wasm() {
-    cargo_build(&["-p", "cifhe-wasm", "--target", "wasm32-unknown-unknown", "--release"]);
 }

@@ -20,7 +20,8 @@ fn gradient_image(c: &Classifier) -> Vec<u8> {
 #[wasm_bindgen_test]
 fn corrupt_model_is_refused() {
     let mut bytes = MODEL.to_vec();
-    bytes[bytes.len() / 2] ^= 0x55;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
     assert!(Classifier::new(bytes).is_err());
     assert!(Classifier::new(MODEL[..100].to_vec()).is_err());
 }
