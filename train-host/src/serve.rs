@@ -269,6 +269,6 @@ async fn classify(State(app): State<Arc<App>>, Path(id): Path<String>, body: Byt
         }
     });
     let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
-    let stream = tokio_stream::StreamExt::map(stream, |line| Ok::<_, std::convert::Infallible>(line));
+    let stream = tokio_stream::StreamExt::map(stream, Ok::<_, std::convert::Infallible>);
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
 }
