@@ -14,21 +14,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use train_host::cifar::{self, Kind, Split};
 use train_host::serve::{self, ServeConfig};
+use train_host::{cifar, paths};
 
 const PARAMS: ParamSet = ParamSet::M2C2;
 const SAMPLES: usize = 12;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("CIFHE_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"))
-}
 
 fn run(cmd: &mut Command, what: &str) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start ({e}); .ci/run installs it"));
@@ -45,7 +37,7 @@ fn build_web_client() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         run(
-            Command::new("wasm-pack").current_dir(root()).args(["build", "wasm", "--release", "--target", "web", "--out-dir", "../web/pkg"]),
+            Command::new("wasm-pack").current_dir(paths::workspace()).args(["build", "wasm", "--release", "--target", "web", "--out-dir", "../web/pkg"]),
             "wasm-pack build",
         )
     });
@@ -54,9 +46,9 @@ fn build_web_client() {
 fn server() -> SocketAddr {
     build_web_client();
     serve::spawn(ServeConfig {
-        model: train_host::paths::demo_model(),
-        data: Some(data_dir()),
-        web_root: root().join("web"),
+        model: paths::demo_model(),
+        data: Some(paths::default_data()),
+        web_root: paths::web_root(),
         addr: "127.0.0.1:0".parse().unwrap(),
         params: PARAMS,
         max_sessions: 4,
@@ -172,14 +164,14 @@ impl Drop for TempDir {
 /// draws: TFHE's own draw then cannot move it to another class (a borderline image could, and
 /// legitimately would, differ), so the decrypted class must equal the page's simulated one.
 fn stable_sample(model: &Model<'_>) -> (usize, usize) {
-    let ds = cifar::load(&data_dir(), Kind::Cifar10, Split::Test).expect("CIFAR-10 test set");
+    let ds = cifar::test_set_for(model, &paths::default_data(), Some(SAMPLES)).expect("the CIFAR test set");
     let plan = Plan::new(model, PARAMS, model.rounding_bits()).unwrap();
     let mut scratch = vec![0u64; model.scratch_words()];
     let mut out = vec![0i32; model.classes()];
     let mut class_of = |i: usize, seed: u64| {
         let sim = Simulator::new(model, plan.simulation(RunConfig { seed, ..RunConfig::new(model) })).unwrap();
         sim.run(ds.image(i), 0, &mut scratch, &mut out).unwrap();
-        (0..out.len()).max_by_key(|&k| out[k]).unwrap()
+        cifhe_core::sim::argmax(model, &out)
     };
     (0..SAMPLES)
         .find_map(|i| {
@@ -191,7 +183,7 @@ fn stable_sample(model: &Model<'_>) -> (usize, usize) {
 
 #[test]
 fn page_classifies_an_encrypted_image_like_its_simulator() {
-    let bytes = std::fs::read(train_host::paths::demo_model()).unwrap();
+    let bytes = std::fs::read(paths::demo_model()).unwrap();
     let model = Model::from_bytes(&bytes).unwrap();
     let (sample, expected) = stable_sample(&model);
     let addr = server();
@@ -243,7 +235,7 @@ fn server_refuses_bad_keys_foreign_ciphertexts_and_unknown_sessions() {
     assert_eq!(status, 400);
     assert!(reply["error"].as_str().unwrap().contains("wrong magic"), "{reply}");
 
-    let bytes = std::fs::read(train_host::paths::demo_model()).unwrap();
+    let bytes = std::fs::read(paths::demo_model()).unwrap();
     let model = Model::from_bytes(&bytes).unwrap();
     let plan = Plan::new(&model, PARAMS, model.rounding_bits()).unwrap();
     let (ours, theirs) = (ClientKey::generate(PARAMS), ClientKey::generate(PARAMS));
@@ -278,7 +270,7 @@ fn server_refuses_bad_keys_foreign_ciphertexts_and_unknown_sessions() {
 #[test]
 fn wasm_crate_tests_pass_in_headless_chromium() {
     run(
-        Command::new("wasm-pack").current_dir(root().join("wasm")).args(["test", "--release", "--headless", "--chrome", "--chromedriver", CHROMEDRIVER]),
+        Command::new("wasm-pack").current_dir(paths::workspace().join("wasm")).args(["test", "--release", "--headless", "--chrome", "--chromedriver", CHROMEDRIVER]),
         "wasm-pack test",
     );
 }

@@ -228,6 +228,18 @@ fn read_files(path: &Path, kind: Kind, names: &[String]) -> Result<HashMap<Strin
     Ok(found)
 }
 
+/// Loads the test set of the CIFAR that `model` classifies (by its class count), keeping the
+/// first `limit` images if given.
+pub fn test_set_for(model: &cifhe_core::Model<'_>, path: &Path, limit: Option<usize>) -> Result<Dataset, String> {
+    let kind = Kind::for_classes(model.classes())
+        .ok_or_else(|| format!("the model has {} classes: neither CIFAR-10 nor CIFAR-100", model.classes()))?;
+    let mut ds = load(path, kind, Split::Test).map_err(|e| e.to_string())?;
+    if let Some(n) = limit {
+        ds.truncate(n);
+    }
+    Ok(ds)
+}
+
 /// Loads a split of a CIFAR from `path`.
 pub fn load(path: &Path, kind: Kind, split: Split) -> Result<Dataset, DataError> {
     let files = kind.files(split);

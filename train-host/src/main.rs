@@ -344,16 +344,6 @@ fn run_config(model: &Model<'_>, a: &SimArgs) -> Result<RunConfig, String> {
     })
 }
 
-fn load_test(model: &Model<'_>, data: &Path, limit: Option<usize>) -> Result<cifar::Dataset, String> {
-    let kind = Kind::for_classes(model.classes())
-        .ok_or_else(|| format!("the model has {} classes: neither CIFAR-10 nor CIFAR-100", model.classes()))?;
-    let mut ds = cifar::load(data, kind, Split::Test).map_err(|e| e.to_string())?;
-    if let Some(n) = limit {
-        ds.truncate(n);
-    }
-    Ok(ds)
-}
-
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Classify { model, data, images, show, sim } => {
@@ -361,7 +351,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let bytes = read_model(&path)?;
             let m = open_model(&path, &bytes)?;
             println!("model {} — {}", m.file().name, m.file().description);
-            let ds = load_test(&m, &data.unwrap_or_else(paths::default_data), Some(images))?;
+            let ds = cifar::test_set_for(&m, &data.unwrap_or_else(paths::default_data), Some(images))?;
             let r = eval::evaluate(&m, &ds, run_config(&m, &sim)?, true)?;
             println!("\n{:>6}  {:<12} {:<12}", "image", "true", "predicted");
             for (i, &p) in r.predictions.iter().enumerate().take(show) {
@@ -374,7 +364,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let path = model.unwrap_or_else(paths::demo_model);
             let bytes = read_model(&path)?;
             let m = open_model(&path, &bytes)?;
-            let ds = load_test(&m, &data.unwrap_or_else(paths::default_data), None)?;
+            let ds = cifar::test_set_for(&m, &data.unwrap_or_else(paths::default_data), None)?;
             if let Some(&bad) = image.iter().find(|&&i| i >= ds.len()) {
                 return Err(format!("--image {bad}: the test set has {} images", ds.len()));
             }
@@ -416,7 +406,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Eval { model, data, limit, json, sim } => {
             let bytes = read_model(&model)?;
             let m = open_model(&model, &bytes)?;
-            let ds = load_test(&m, &data, limit)?;
+            let ds = cifar::test_set_for(&m, &data, limit)?;
             let r = eval::evaluate(&m, &ds, run_config(&m, &sim)?, !json)?;
             if json {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
@@ -493,7 +483,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Report { model, data, run_dir, out } => {
             let bytes = read_model(&model)?;
             let m = open_model(&model, &bytes)?;
-            let ds = load_test(&m, &data, None)?;
+            let ds = cifar::test_set_for(&m, &data, None)?;
             let log = match &run_dir {
                 Some(d) => Some(std::fs::read_to_string(d.join("log.tsv")).map_err(|e| format!("{}: {e}", d.join("log.tsv").display()))?),
                 None => None,
@@ -537,7 +527,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let path = model.unwrap_or_else(paths::default_model);
             let bytes = read_model(&path)?;
             let m = open_model(&path, &bytes)?;
-            let ds = load_test(&m, &data.unwrap_or_else(paths::default_data), Some(images))?;
+            let ds = cifar::test_set_for(&m, &data.unwrap_or_else(paths::default_data), Some(images))?;
             let (rows, peak) = bench::run_all(&m, &ds.images, &|s| eprintln!("benchmarking: {s}"))?;
             let command = format!("cargo run --release -p train-host -- bench --images {images}");
             let md = bench::markdown(&rows, peak, &m, &command);

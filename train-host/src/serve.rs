@@ -14,7 +14,7 @@
 //!   `{"event":"progress","stage","done","total"}`…, then `{"event":"done","result":<base64>,…}`
 //!   or `{"event":"error","message"}`;
 //! - `DELETE /api/sessions/{id}`: drops the server key. Idle sessions are dropped after a timeout.
-use crate::cifar::{self, Split};
+use crate::cifar;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
@@ -66,6 +66,8 @@ struct Session {
 
 struct App {
     model: Model<'static>,
+    /// Bootstraps per image under `cfg.params`, from the plan checked at start-up.
+    bootstraps: u64,
     model_bytes: &'static [u8],
     samples: serde_json::Value,
     cfg: ServeConfig,
@@ -91,7 +93,8 @@ fn prepare(cfg: ServeConfig) -> Result<App, String> {
     let bytes = std::fs::read(&cfg.model).map_err(|e| format!("cannot read model {}: {e}", cfg.model.display()))?;
     let model_bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
     let model = Model::from_bytes(model_bytes).map_err(|e| format!("{}: {e}", cfg.model.display()))?;
-    Plan::new(&model, cfg.params, model.rounding_bits()).map_err(|e| format!("{} under {}: {e}", cfg.model.display(), cfg.params.name()))?;
+    let plan = Plan::new(&model, cfg.params, model.rounding_bits()).map_err(|e| format!("{} under {}: {e}", cfg.model.display(), cfg.params.name()))?;
+    let bootstraps = plan.bootstraps(&model);
     let glue = cfg.web_root.join("pkg").join("cifhe_wasm.js");
     if !glue.exists() {
         return Err(format!(
@@ -106,15 +109,12 @@ fn prepare(cfg: ServeConfig) -> Result<App, String> {
         }),
         None => json!([]),
     };
-    Ok(App { model, model_bytes, samples, cfg, sessions: Mutex::new(HashMap::new()) })
+    Ok(App { model, bootstraps, model_bytes, samples, cfg, sessions: Mutex::new(HashMap::new()) })
 }
 
 fn load_samples(model: &Model<'_>, dir: &std::path::Path, n: usize) -> Result<serde_json::Value, String> {
-    let kind = cifar::Kind::for_classes(model.classes()).ok_or("the model's class count is not CIFAR's")?;
-    let ds = cifar::load(dir, kind, Split::Test).map_err(|e| e.to_string())?;
-    let items: Vec<_> = (0..n.min(ds.len()))
-        .map(|i| json!({ "index": i, "label": ds.labels[i], "planes": ds.image(i) }))
-        .collect();
+    let ds = cifar::test_set_for(model, dir, Some(n))?;
+    let items: Vec<_> = (0..ds.len()).map(|i| json!({ "index": i, "label": ds.labels[i], "planes": ds.image(i) })).collect();
     Ok(json!(items))
 }
 
@@ -173,14 +173,13 @@ async fn expire_idle_sessions(app: Arc<App>) {
 async fn info(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     let m = &app.model;
     let labels: Vec<String> = (0..m.classes()).map(|k| m.label(k).map_or_else(|| k.to_string(), String::from)).collect();
-    let bootstraps = Plan::new(m, app.cfg.params, m.rounding_bits()).map(|p| p.bootstraps(m)).unwrap_or(0);
     Json(json!({
         "model": m.file().name,
         "description": m.file().description,
         "labels": labels,
         "params": app.cfg.params.name(),
         "rounding_bits": m.rounding_bits(),
-        "bootstraps": bootstraps,
+        "bootstraps": app.bootstraps,
         "threads": rayon::current_num_threads(),
         "key_limit": app.cfg.key_limit,
         "max_sessions": app.cfg.max_sessions,
@@ -242,9 +241,7 @@ async fn classify(State(app): State<Arc<App>>, Path(id): Path<String>, body: Byt
         (s.key.clone(), s.plan.clone())
     };
     let image = EncryptedImage::from_bytes(&body, IMAGE_LIMIT).map_err(bad_request)?;
-    if image.key_id() != key.id() {
-        return Err(bad_request(format!("encrypted image was made under client key {}, not under this session's key {}", image.key_id(), key.id())));
-    }
+    Evaluator::new(&key, &app.model, plan.clone()).and_then(|eval| eval.check_image(&image)).map_err(bad_request)?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let send = move |v: serde_json::Value| {
         // A closed page is not an error: the work finishes and is dropped.

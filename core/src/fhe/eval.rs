@@ -168,6 +168,24 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
         &self.plan
     }
 
+    /// Checks that `image` was encrypted under this key, for this model, rounding and parameter
+    /// set, and has the model's shape: what [`Evaluator::run`] checks first, for servers that
+    /// refuse a request before starting it.
+    pub fn check_image(&self, image: &EncryptedImage) -> Result<(), FheError> {
+        let want = Binding { key: self.key.id, params: self.key.params, delta: self.plan.input_delta };
+        check("encrypted image", image.binding, want)?;
+        let size = self.key.params.big_dimension().to_lwe_size().0;
+        if image.codes.lwe_size().0 != size || image.codes.entity_count() != self.model.input_shape().len() {
+            return Err(FheError::Mismatch(format!(
+                "encrypted image holds {} ciphertexts of size {}, the model takes {} of size {size}",
+                image.codes.entity_count(),
+                image.codes.lwe_size().0,
+                self.model.input_shape().len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Evaluates every stage on the encrypted image.
     pub fn run(&self, image: &EncryptedImage, progress: Progress<'_>) -> Result<EncryptedOutput, FheError> {
         self.run_traced(image, progress, &|_, _, _| {})
@@ -181,17 +199,8 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
         progress: Progress<'_>,
         probe: &(dyn Fn(usize, usize, &LweCiphertextOwned<u64>) + Sync),
     ) -> Result<EncryptedOutput, FheError> {
-        let want = Binding { key: self.key.id, params: self.key.params, delta: self.plan.input_delta };
-        check("encrypted image", image.binding, want)?;
+        self.check_image(image)?;
         let size = self.key.params.big_dimension().to_lwe_size().0;
-        if image.codes.lwe_size().0 != size || image.codes.entity_count() != self.model.input_shape().len() {
-            return Err(FheError::Mismatch(format!(
-                "encrypted image holds {} ciphertexts of size {}, the model takes {} of size {size}",
-                image.codes.entity_count(),
-                image.codes.lwe_size().0,
-                self.model.input_shape().len()
-            )));
-        }
         let mut x = image.codes.as_view().par_decompress_into_lwe_ciphertext_list().into_container();
         let mut shape = self.model.input_shape();
         for (i, ((stage, info), sp)) in self.model.stages().iter().zip(self.model.info()).zip(&self.plan.stages).enumerate() {
