@@ -239,7 +239,7 @@ fn server_refuses_bad_keys_foreign_ciphertexts_and_unknown_sessions() {
     let model = Model::from_bytes(&bytes).unwrap();
     let plan = Plan::new(&model, PARAMS, model.rounding_bits()).unwrap();
     let (ours, theirs) = (ClientKey::generate(PARAMS), ClientKey::generate(PARAMS));
-    let mut key = ours.server_key().to_bytes();
+    let mut key = ours.server_key(&plan).unwrap().to_bytes();
     let (status, reply) = post(&format!("{base}/sessions"), &key);
     assert_eq!(status, 201, "{reply}");
     let session = reply["session"].as_str().unwrap().to_string();

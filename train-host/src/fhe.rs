@@ -2,7 +2,7 @@
 //! encryption, evaluation with a progress bar per stage, decryption — beside the simulator's
 //! answer for the same image under the same noise model.
 use crate::cifar::Dataset;
-use cifhe_core::fhe::{ClientKey, CompressedServerKey, EncryptedImage, Evaluator, ParamSet, Plan};
+use cifhe_core::fhe::{Bootstrap, ClientKey, CompressedServerKey, EncryptedImage, Evaluator, ParamSet, Plan};
 use cifhe_core::{Model, RoundingMode, RunConfig, Simulator};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -14,7 +14,8 @@ pub struct FheConfig {
     pub params: Option<ParamSet>,
     /// Bits kept before each lookup.
     pub rounding_bits: Option<u8>,
-    /// Largest per-lookup error probability allowed when choosing the set.
+    /// Largest per-lookup error probability allowed when choosing the set and its per-stage
+    /// bootstraps.
     pub p_error: f64,
     /// Show progress bars.
     pub progress: bool,
@@ -75,7 +76,7 @@ pub struct FheReport {
 /// Runs `images` (indices into `data`) through TFHE.
 pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig) -> Result<FheReport, String> {
     let plan = match cfg.params {
-        Some(p) => Plan::new(model, p, cfg.rounding_bits),
+        Some(p) => Plan::for_set(model, p, cfg.rounding_bits, cfg.p_error),
         None => Plan::cheapest(model, cfg.rounding_bits, cfg.p_error),
     }
     .map_err(|e| e.to_string())?;
@@ -90,7 +91,7 @@ pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig)
     let client = ClientKey::generate(params);
     let keygen_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let sent = client.server_key().to_bytes();
+    let sent = client.server_key(&plan).map_err(|e| e.to_string())?.to_bytes();
     let server_key_seconds = t.elapsed().as_secs_f64();
     say(format!("keys: client {keygen_seconds:.2} s, server key {server_key_seconds:.2} s, {:.1} MB compressed", sent.len() as f64 / 1e6));
     let t = Instant::now();
@@ -181,18 +182,29 @@ fn stage_bar(show: bool, index: usize) -> ProgressBar {
 pub struct SetCost {
     /// The set.
     pub params: String,
-    /// Client key generation plus compressed server key generation, seconds.
+    /// Client key generation plus compressed server key generation (standard key), seconds.
     pub keygen_seconds: f64,
-    /// Compressed server key, bytes (as sent).
+    /// Compressed server key with the standard bootstrapping key, bytes (as sent).
     pub compressed_key_bytes: usize,
-    /// Expanded server key, bytes (as held by the server).
+    /// The same with the fine bootstrapping key added.
+    pub compressed_key_bytes_fine: usize,
+    /// Expanded server key (standard), bytes (as held by the server).
     pub expanded_key_bytes: u64,
-    /// Seconds per lookup (key switch + bootstrap) with all threads busy.
+    /// Seconds per lookup (key switch + standard bootstrap) with all threads busy.
     pub seconds_per_lookup: f64,
+    /// Seconds per lookup with the fine bootstrap.
+    pub seconds_per_fine_lookup: f64,
 }
 
-/// Measures keygen, key sizes and lookup throughput of `params` on `lookups` bootstraps, through
-/// the evaluator itself (a one-lookup-stage model).
+impl SetCost {
+    /// Seconds of the lookups of `plan` on `model`, at these measured rates.
+    pub fn lookup_seconds(&self, plan: &Plan, model: &Model<'_>) -> f64 {
+        plan.bootstraps_of(model, Bootstrap::Standard) as f64 * self.seconds_per_lookup + plan.bootstraps_of(model, Bootstrap::Fine) as f64 * self.seconds_per_fine_lookup
+    }
+}
+
+/// Measures keygen, key sizes and lookup throughput of `params` on `lookups` bootstraps of each
+/// kind, through the evaluator itself (a one-lookup-stage model).
 pub fn measure_set(params: ParamSet, lookups: usize) -> Result<SetCost, String> {
     use cifhe_core::builder::ModelBuilder;
     use cifhe_core::model::Shape;
@@ -201,22 +213,30 @@ pub fn measure_set(params: ParamSet, lookups: usize) -> Result<SetCost, String> 
     b.conv(&[1], 1, 1, 1, 1, 1, 0).lookup(4, 0, 3, &[vec![-1, 0, 1]], (-2, 1)).linear(&vec![1; lookups], 1, input).output(&[1.0], &[0.0]);
     let bytes = b.to_bytes();
     let model = Model::from_bytes(&bytes).map_err(|e| e.to_string())?;
-    let plan = Plan::new(&model, params, None).map_err(|e| e.to_string())?;
+    let standard = Plan::new(&model, params, None).map_err(|e| e.to_string())?;
+    let fine = Plan::with_bootstraps(&model, params, None, |_| Bootstrap::Fine).map_err(|e| e.to_string())?;
     let t = Instant::now();
     let client = ClientKey::generate(params);
-    let sent = client.server_key().to_bytes();
+    let sent = client.server_key(&standard).map_err(|e| e.to_string())?.to_bytes();
     let keygen_seconds = t.elapsed().as_secs_f64();
-    let server = CompressedServerKey::from_bytes(&sent, usize::MAX).map_err(|e| e.to_string())?.expand();
-    let eval = Evaluator::new(&server, &model, plan.clone()).map_err(|e| e.to_string())?;
+    let sent_fine = client.server_key(&fine).map_err(|e| e.to_string())?.to_bytes();
+    let server = CompressedServerKey::from_bytes(&sent_fine, usize::MAX).map_err(|e| e.to_string())?.expand();
     let image: Vec<u8> = (0..lookups).map(|i| (i * 37 % 256) as u8).collect();
-    let enc = client.encrypt_image(&model, &plan, &image).map_err(|e| e.to_string())?;
-    let t = Instant::now();
-    eval.run(&enc, &|_, _, _| {}).map_err(|e| e.to_string())?;
+    let mut seconds = [0.0; 2];
+    for (plan, s) in [standard, fine].into_iter().zip(&mut seconds) {
+        let enc = client.encrypt_image(&model, &plan, &image).map_err(|e| e.to_string())?;
+        let eval = Evaluator::new(&server, &model, plan).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        eval.run(&enc, &|_, _, _| {}).map_err(|e| e.to_string())?;
+        *s = t.elapsed().as_secs_f64() / lookups as f64;
+    }
     Ok(SetCost {
         params: params.to_string(),
         keygen_seconds,
         compressed_key_bytes: sent.len(),
-        expanded_key_bytes: params.server_key_bytes(false),
-        seconds_per_lookup: t.elapsed().as_secs_f64() / lookups as f64,
+        compressed_key_bytes_fine: sent_fine.len(),
+        expanded_key_bytes: params.server_key_bytes(false, &[Bootstrap::Standard]),
+        seconds_per_lookup: seconds[0],
+        seconds_per_fine_lookup: seconds[1],
     })
 }

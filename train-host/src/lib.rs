@@ -7,6 +7,7 @@ pub mod cifar;
 pub mod compile;
 pub mod eval;
 pub mod fhe;
+pub mod fhe_noise;
 pub mod net;
 pub mod paths;
 pub mod report;

@@ -1,6 +1,6 @@
 //! `train-host`: the cifhe command line. Run `train-host --help`.
 use cifhe_core::analysis::analyze;
-use cifhe_core::fhe::ParamSet;
+use cifhe_core::fhe::{Bootstrap, ParamSet};
 use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -40,7 +40,8 @@ struct SimArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Simulate TFHE under this parameter set (1_1 … 4_4): each lookup gets the noise the set's
-    /// formulas give it, with approximate rounding (overrides --p-error and --mode).
+    /// formulas give it, with approximate rounding (overrides --mode; --p-error then says where
+    /// the fine bootstrap is used, as `fhe --params … --p-error …` chooses it).
     #[arg(long, value_parser = parse_params)]
     fhe_params: Option<ParamSet>,
 }
@@ -84,12 +85,45 @@ enum Command {
         /// Bits kept before each lookup: a number, or `none` [default: the model's].
         #[arg(long, value_parser = parse_rounding)]
         rounding_bits: Option<Rounding>,
-        /// Largest per-lookup error probability when choosing the parameter set.
+        /// Largest per-lookup error probability when choosing the parameter set and where the
+        /// fine bootstrap is used.
         #[arg(long, default_value = "0.05", value_parser = parse_p_error)]
         p_error: f64,
         /// Print one JSON object instead of the text report.
         #[arg(long)]
         json: bool,
+    },
+    /// The error every lookup reads under real TFHE, measured on real ciphertexts beside the noise
+    /// model the simulator injects, for a model's first lookup stages on a centre crop of images.
+    FheNoise {
+        /// Compiled model [default: the shipped demo model, models/tiny-w2.5-cifar10.cifhe].
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// CIFAR data: folder or archive [default: $CIFHE_DATA or ../shared/data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Test-set indices of the images to measure (figures are summed).
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        image: Vec<usize>,
+        /// tfhe-rs parameter set (1_1, 2_2, 3_3, 4_4).
+        #[arg(long, default_value = "2_2", value_parser = parse_params)]
+        params: ParamSet,
+        /// Bits kept before each lookup: a number, or `none` [default: the model's].
+        #[arg(long, value_parser = parse_rounding)]
+        rounding_bits: Option<Rounding>,
+        /// Lookup stages to run, from the first.
+        #[arg(long, default_value_t = 2)]
+        stages: usize,
+        /// Per-lookup error probability above which a lookup's inputs come from the fine bootstrap
+        /// (as `fhe` chooses them).
+        #[arg(long, default_value = "0.05", value_parser = parse_p_error)]
+        p_error: f64,
+        /// Side of the centre crop of each image [default: the whole image].
+        #[arg(long)]
+        crop: Option<usize>,
+        /// Markdown file to update (its fhe-noise section).
+        #[arg(long)]
+        write: Option<PathBuf>,
     },
     /// The web demo: serves web/ and the encrypted-classification API (see the README).
     Serve {
@@ -331,7 +365,7 @@ fn run_config(model: &Model<'_>, a: &SimArgs) -> Result<RunConfig, String> {
     let rounding_bits = a.rounding_bits.map_or(model.rounding_bits(), |r| r.0);
     let base = RunConfig { rounding_bits, seed: a.seed, ..RunConfig::new(model) };
     if let Some(params) = a.fhe_params {
-        let plan = cifhe_core::fhe::Plan::new(model, params, rounding_bits).map_err(|e| e.to_string())?;
+        let plan = cifhe_core::fhe::Plan::for_set(model, params, rounding_bits, a.p_error).map_err(|e| e.to_string())?;
         return Ok(plan.simulation(base));
     }
     Ok(RunConfig {
@@ -388,6 +422,39 @@ fn run(cli: Cli) -> Result<(), String> {
                     r.images.len(),
                     r.threads
                 );
+            }
+        }
+        Command::FheNoise { model, data, image, params, rounding_bits, stages, p_error, crop, write } => {
+            let path = model.unwrap_or_else(paths::demo_model);
+            let bytes = read_model(&path)?;
+            let m = open_model(&path, &bytes)?;
+            let ds = cifar::test_set_for(&m, &data.unwrap_or_else(paths::default_data), None)?;
+            if let Some(&bad) = image.iter().find(|&&i| i >= ds.len()) {
+                return Err(format!("--image {bad}: the test set has {} images", ds.len()));
+            }
+            let cfg = train_host::fhe_noise::NoiseConfig {
+                params,
+                rounding_bits: rounding_bits.map_or(m.rounding_bits(), |r| r.0),
+                lookup_stages: stages,
+                p_error,
+                crop,
+                images: image.clone(),
+            };
+            let report = train_host::fhe_noise::run(&m, &ds, &cfg, true)?;
+            let images = image.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+            let command = format!(
+                "cargo run --release -p train-host -- fhe-noise --model {} --params {} --p-error {p_error} --stages {stages} --image {images}{}{}",
+                path.display(),
+                params.name(),
+                crop.map_or(String::new(), |c| format!(" --crop {c}")),
+                rounding_bits.map_or(String::new(), |r| format!(" --rounding-bits {}", r.0.map_or("none".into(), |b| b.to_string())))
+            );
+            let md = train_host::fhe_noise::markdown(&report, &m, &cfg, &command);
+            print!("{md}");
+            if let Some(file) = write {
+                let doc = std::fs::read_to_string(&file).unwrap_or_default();
+                std::fs::write(&file, bench::replace_section(&doc, "fhe-noise", &md)).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                eprintln!("updated {}", file.display());
             }
         }
         Command::Serve { model, data, addr, web, params, max_sessions, idle_timeout, key_limit_mb, samples } => {
@@ -580,36 +647,38 @@ fn bench_fhe(models: &[PathBuf], sets: &[ParamSet], lookups: usize, p_error: f64
     let sets_arg = sets.iter().map(|p| p.name()).collect::<Vec<_>>().join(",");
     let models_arg = models.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(",");
     let _ = writeln!(s, "Measured on {} ({threads} threads) by `cargo run --release -p train-host -- bench-fhe --sets {sets_arg} --models {models_arg} --lookups {lookups}`.\n", bench::cpu_name());
-    let _ = writeln!(s, "| parameter set | keygen (client + server key) | server key sent (seeded) | server key expanded | ms per lookup (KS + PBS), all threads |");
+    let _ = writeln!(s, "| parameter set | keygen (client + server key) | server key sent (seeded): standard / with fine | server key expanded (standard) | ms per lookup (KS + PBS), all threads: standard / fine |");
     let _ = writeln!(s, "|---|---|---|---|---|");
     for (_, c) in &costs {
         let _ = writeln!(
             s,
-            "| {} | {:.2} s | {:.1} MB | {:.1} MB | {:.2} |",
+            "| {} | {:.2} s | {:.1} / {:.1} MB | {:.1} MB | {:.2} / {:.2} |",
             c.params,
             c.keygen_seconds,
             c.compressed_key_bytes as f64 / 1e6,
+            c.compressed_key_bytes_fine as f64 / 1e6,
             c.expanded_key_bytes as f64 / 1e6,
-            1e3 * c.seconds_per_lookup
+            1e3 * c.seconds_per_lookup,
+            1e3 * c.seconds_per_fine_lookup
         );
     }
-    let _ = writeln!(s, "\n| model | rounding | bootstraps per image | cheapest set with p_error ≤ {p_error:.0e} | lookups alone take (extrapolated) |");
+    let _ = writeln!(s, "\n| model | rounding | bootstraps per image: standard + fine | cheapest set with p_error ≤ {p_error:.0e} | lookups alone take (extrapolated) |");
     let _ = writeln!(s, "|---|---|---|---|---|");
     for path in models {
         let bytes = read_model(path)?;
         let m = open_model(path, &bytes)?;
-        let (set, time) = match cifhe_core::fhe::Plan::cheapest(&m, m.rounding_bits(), p_error) {
+        let (set, split, time) = match cifhe_core::fhe::Plan::cheapest(&m, m.rounding_bits(), p_error) {
             Ok(plan) => {
                 let time = costs.iter().find(|(p, _)| *p == plan.params).map_or("set not measured".into(), |(_, c)| {
-                    let t = plan.bootstraps(&m) as f64 * c.seconds_per_lookup;
-                    if t > 3600.0 { format!("{:.1} h", t / 3600.0) } else { format!("{t:.1} s") }
+                    let t = c.lookup_seconds(&plan, &m);
+                    if t > 3600.0 { format!("{:.1} h", t / 3600.0) } else if t > 120.0 { format!("{:.0} min", t / 60.0) } else { format!("{t:.1} s") }
                 });
-                (plan.params.to_string(), time)
+                let split = format!("{} + {}", plan.bootstraps_of(&m, Bootstrap::Standard), plan.bootstraps_of(&m, Bootstrap::Fine));
+                (plan.params.to_string(), split, time)
             }
-            Err(e) => (format!("none: {e}"), "–".into()),
+            Err(e) => (format!("none: {e}"), "–".into(), "–".into()),
         };
-        let pbs = cifhe_core::analysis::totals(&m).1;
-        let _ = writeln!(s, "| `{}` | {:?} bits | {pbs} | {set} | {time} |", m.file().name, m.rounding_bits());
+        let _ = writeln!(s, "| `{}` | {:?} bits | {split} | {set} | {time} |", m.file().name, m.rounding_bits());
     }
     Ok(s)
 }

@@ -81,3 +81,24 @@ fn init_compiles_a_small_network_that_inspect_and_eval_accept() {
     assert!(ok && text.contains("lookup") && text.contains("10 classes"), "{text}{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `fhe-noise` on the demo model's first lookup stage, on a crop, under real TFHE: one table row
+/// whose measured error is that of the model (the 1_1 set at 6 bits is noisy enough to count).
+#[test]
+fn fhe_noise_measures_a_cropped_prefix_on_real_ciphertexts() {
+    let args = ["fhe-noise", "--params", "1_1", "--stages", "1", "--crop", "16", "--image", "0,1"];
+    let (ok, out, err) = train_host(&args);
+    assert!(ok, "{err}");
+    let rows: Vec<Vec<&str>> = out.lines().filter(|l| l.starts_with("| 1 |")).map(|l| l.split('|').map(str::trim).collect()).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    // Columns: stage, after, lookups, σ plan, σ model, σ measured, off, expected, …
+    let (lookups, model, measured): (usize, f64, f64) = (rows[0][3].parse().unwrap(), rows[0][5].parse().unwrap(), rows[0][6].parse().unwrap());
+    assert_eq!(lookups, 2 * 4 * 4 * 20, "two images of a 4×4×20 lookup stage: {out}");
+    assert!((measured / model - 1.0).abs() < 0.2, "measured σ {measured} against the model's {model}: {out}");
+    assert!(out.contains("whole 32×32 image"), "{out}");
+
+    let (ok, _, err) = train_host(&["fhe-noise", "--stages", "1", "--crop", "2"]);
+    assert!(!ok && err.contains("use a larger --crop"), "{err}");
+    let (ok, _, err) = train_host(&["fhe-noise", "--stages", "9"]);
+    assert!(!ok && err.contains("fewer than the 9"), "{err}");
+}

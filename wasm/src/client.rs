@@ -36,7 +36,7 @@ impl FheClient {
     /// The compressed server key (key switching and bootstrapping keys): the public evaluation
     /// key the server needs. The slow step of key generation.
     pub fn server_key(&self) -> Vec<u8> {
-        self.key.server_key().to_bytes()
+        self.key.server_key(&self.plan).expect("the plan is this key's").to_bytes()
     }
 
     /// Quantizes and encrypts a prepared image (see [`Classifier::prepare_rgba`]).

@@ -4,6 +4,7 @@
 //! [`Taps`] (a ciphertext times a clear integer weight is a wrapping scalar product), lookups as
 //! one key switch and one programmable bootstrap per element, on all cores.
 use super::keys::{ClientKey, KeyId, ServerKey};
+use super::params::Bootstrap;
 use super::plan::{LookupPlan, Plan, StagePlan};
 use super::wire::{self, FheError};
 use crate::kernels::reference::{self, Taps};
@@ -119,15 +120,17 @@ impl ClientKey {
     /// Decrypts the final accumulators (one per class), as the simulator's `run` returns them.
     pub fn decrypt(&self, plan: &Plan, out: &EncryptedOutput) -> Result<Vec<i32>, FheError> {
         check("encrypted result", out.binding, Binding { key: self.id, params: self.params, delta: plan.output_delta })?;
-        let shift = plan.output_delta.trailing_zeros();
-        Ok(out
-            .logits
-            .iter()
-            .map(|ct| {
-                let p = decrypt_lwe_ciphertext(&self.big(), &ct).0;
-                (p.wrapping_add(plan.output_delta / 2) as i64 >> shift) as i32
-            })
-            .collect())
+        Ok(out.logits.iter().map(|ct| self.decrypt_value(ct, plan.output_delta)).collect())
+    }
+
+    /// The integer a big-key ciphertext encodes at scale `delta` (nearest multiple).
+    pub fn decrypt_value(&self, ct: LweCiphertextView<'_, u64>, delta: u64) -> i32 {
+        decode(self.decrypt_phase(ct), delta)
+    }
+
+    /// The raw phase (message plus noise) of a big-key ciphertext.
+    pub fn decrypt_phase(&self, ct: LweCiphertextView<'_, u64>) -> u64 {
+        decrypt_lwe_ciphertext(&self.big(), &ct).0
     }
 
     /// Where the bootstrap of a lookup reads a key-switched ciphertext: its slot among `2N`,
@@ -140,12 +143,34 @@ impl ClientKey {
     }
 }
 
+/// The integer a phase encodes at scale `delta`: the nearest multiple, signed.
+pub fn decode(phase: u64, delta: u64) -> i32 {
+    (phase.wrapping_add(delta / 2) as i64 >> delta.trailing_zeros()) as i32
+}
+
 fn log_slots(params: super::ParamSet) -> CiphertextModulusLog {
     CiphertextModulusLog(params.polynomial_size().0.ilog2() as usize + 1)
 }
 
 /// Progress of an evaluation: `(stage index, elements done, elements of the stage)`.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize, usize) + Sync);
+
+/// What an evaluation shows an observer that holds the client key (tests and noise reports;
+/// a server never has one). Called from all evaluation threads.
+pub trait Trace: Sync {
+    /// A lookup's input after its key switch, before the modulus switch and blind rotation.
+    fn lookup_input(&self, stage: usize, element: usize, switched: &LweCiphertextOwned<u64>);
+    /// Every output of a stage, under the big key, in the model's element order.
+    fn stage_output(&self, stage: usize, outputs: LweCiphertextListView<'_, u64>);
+}
+
+/// The trace of a plain run: nothing is looked at.
+struct NoTrace;
+
+impl Trace for NoTrace {
+    fn lookup_input(&self, _: usize, _: usize, _: &LweCiphertextOwned<u64>) {}
+    fn stage_output(&self, _: usize, _: LweCiphertextListView<'_, u64>) {}
+}
 
 /// Runs a model on ciphertexts with one server key.
 pub struct Evaluator<'k, 'm, 'a> {
@@ -160,12 +185,20 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
         if plan.params != key.params {
             return Err(FheError::Mismatch(format!("plan uses parameters {}, the server key {}", plan.params.name(), key.params.name())));
         }
+        if plan.uses_fine() && key.bootstrap_key(Bootstrap::Fine).is_none() {
+            return Err(FheError::Mismatch("the plan uses the fine bootstrap and the server key lacks its key: make the key for this plan".into()));
+        }
         Ok(Evaluator { key, model, plan })
     }
 
     /// The plan.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'m Model<'a> {
+        self.model
     }
 
     /// Checks that `image` was encrypted under this key, for this model, rounding and parameter
@@ -188,17 +221,12 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
 
     /// Evaluates every stage on the encrypted image.
     pub fn run(&self, image: &EncryptedImage, progress: Progress<'_>) -> Result<EncryptedOutput, FheError> {
-        self.run_traced(image, progress, &|_, _, _| {})
+        self.run_traced(image, progress, &NoTrace)
     }
 
-    /// [`Evaluator::run`], showing `probe(stage, element, key-switched input)` every lookup input
-    /// before its bootstrap (tests decrypt them to measure the noise).
-    pub fn run_traced(
-        &self,
-        image: &EncryptedImage,
-        progress: Progress<'_>,
-        probe: &(dyn Fn(usize, usize, &LweCiphertextOwned<u64>) + Sync),
-    ) -> Result<EncryptedOutput, FheError> {
+    /// [`Evaluator::run`], showing `trace` every lookup input before its bootstrap and every
+    /// stage's outputs (what [`super::measure`] decrypts to measure the noise).
+    pub fn run_traced(&self, image: &EncryptedImage, progress: Progress<'_>, trace: &dyn Trace) -> Result<EncryptedOutput, FheError> {
         self.check_image(image)?;
         let size = self.key.params.big_dimension().to_lwe_size().0;
         let mut x = image.codes.as_view().par_decompress_into_lwe_ciphertext_list().into_container();
@@ -206,7 +234,7 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
         for (i, ((stage, info), sp)) in self.model.stages().iter().zip(self.model.info()).zip(&self.plan.stages).enumerate() {
             let mut out = vec![0u64; info.output.len() * size];
             match (stage, sp) {
-                (Stage::Lookup(l), StagePlan::Lookup(lp)) => self.lookup(i, l, lp, info.output.c, &x, &mut out, progress, probe),
+                (Stage::Lookup(l), StagePlan::Lookup(lp)) => self.lookup(i, l, lp, info.output.c, &x, &mut out, progress, trace),
                 (linear, StagePlan::Linear) => {
                     let taps = Taps::of_stage(linear, shape).expect("a linear stage");
                     out.par_chunks_mut(size).enumerate().for_each(|(o, acc)| {
@@ -216,6 +244,7 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
                 }
                 _ => return Err(FheError::Mismatch(format!("stage {i}: the plan was made for another model"))),
             }
+            trace.stage_output(i, LweCiphertextList::from_container(&out[..], LweSize(size), CiphertextModulus::new_native()));
             x = out;
             shape = info.output;
         }
@@ -235,7 +264,7 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
         x: &[u64],
         out: &mut [u64],
         progress: Progress<'_>,
-        probe: &(dyn Fn(usize, usize, &LweCiphertextOwned<u64>) + Sync),
+        trace: &dyn Trace,
     ) {
         let key = self.key;
         let p = key.params.tfhe();
@@ -252,6 +281,7 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
         let size = key.params.big_dimension().to_lwe_size().0;
         let (offset, log) = (lp.input_offset(), log_slots(key.params));
         let fft = Fft::new(poly);
+        let bsk = key.bootstrap_key(lp.bootstrap).expect("checked by Evaluator::new");
         let total = out.len() / size;
         let done = std::sync::atomic::AtomicUsize::new(0);
         out.par_chunks_mut(size).enumerate().for_each_init(
@@ -265,11 +295,11 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
                 let mut input = LweCiphertext::from_container(x[e * size..][..size].to_vec(), modulus);
                 lwe_ciphertext_plaintext_add_assign(&mut input, Plaintext(offset));
                 keyswitch_lwe_ciphertext(&key.ksk, &input, small);
-                probe(stage, e, small);
+                trace.lookup_input(stage, e, small);
                 let (table, after) = &tables[e % channels];
                 acc.as_mut().copy_from_slice(table.as_ref());
                 let ms = lwe_ciphertext_centered_binary_modulus_switch::<u64, usize, _>(small.as_view(), log);
-                blind_rotate_assign_mem_optimized(&ms, acc, &key.bsk, fft.as_view(), buffers.stack());
+                blind_rotate_assign_mem_optimized(&ms, acc, bsk, fft.as_view(), buffers.stack());
                 let mut result = LweCiphertext::from_container(dst, modulus);
                 extract_lwe_sample_from_glwe_ciphertext(acc, &mut result, MonomialDegree(0));
                 lwe_ciphertext_plaintext_add_assign(&mut result, Plaintext(*after));

@@ -1,6 +1,7 @@
 //! Keys. The client key (two secret keys) never leaves the client; the server gets the compressed
 //! (seeded) key-switching and bootstrapping keys, which it expands once.
-use super::params::ParamSet;
+use super::params::{Bootstrap, ParamSet};
+use super::plan::Plan;
 use super::wire::{self, FheError};
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::prelude::*;
@@ -39,6 +40,8 @@ pub struct CompressedServerKey {
     pub(super) params: ParamSet,
     pub(super) ksk: SeededLweKeyswitchKeyOwned<u64>,
     pub(super) bsk: SeededLweBootstrapKeyOwned<u64>,
+    /// The [`Bootstrap::Fine`] key, when the plan it was made for uses it.
+    pub(super) fine_bsk: Option<SeededLweBootstrapKeyOwned<u64>>,
 }
 
 /// The server key, expanded and with the bootstrapping key in the Fourier domain.
@@ -47,6 +50,7 @@ pub struct ServerKey {
     pub(super) params: ParamSet,
     pub(super) ksk: LweKeyswitchKeyOwned<u64>,
     pub(super) bsk: FourierLweBootstrapKeyOwned,
+    pub(super) fine_bsk: Option<FourierLweBootstrapKeyOwned>,
 }
 
 impl core::fmt::Debug for CompressedServerKey {
@@ -88,30 +92,39 @@ impl ClientKey {
         self.glwe.as_lwe_secret_key()
     }
 
-    /// The server key to send: key switching big → small, bootstrapping small → GLWE.
-    pub fn server_key(&self) -> CompressedServerKey {
+    /// The server key to send for `plan`: key switching big → small, bootstrapping small → GLWE
+    /// (and the fine bootstrapping key if the plan uses it).
+    pub fn server_key(&self, plan: &Plan) -> Result<CompressedServerKey, FheError> {
+        if plan.params != self.params {
+            return Err(FheError::Mismatch(format!("plan uses parameters {}, this key {}", plan.params.name(), self.params.name())));
+        }
         let p = self.params.tfhe();
         let mut seeder = new_seeder();
-        let modulus = CiphertextModulus::new_native();
         let ksk = allocate_and_generate_new_seeded_lwe_keyswitch_key(
             &self.big(),
             &self.small,
             p.ks_base_log,
             p.ks_level,
             self.params.small_noise(),
-            modulus,
+            CiphertextModulus::new_native(),
             seeder.as_mut(),
         );
-        let bsk = par_allocate_and_generate_new_seeded_lwe_bootstrap_key(
+        let bsk = self.bootstrap_key(Bootstrap::Standard, seeder.as_mut());
+        let fine_bsk = plan.uses_fine().then(|| self.bootstrap_key(Bootstrap::Fine, seeder.as_mut()));
+        Ok(CompressedServerKey { id: self.id, params: self.params, ksk, bsk, fine_bsk })
+    }
+
+    fn bootstrap_key(&self, kind: Bootstrap, seeder: &mut dyn Seeder) -> SeededLweBootstrapKeyOwned<u64> {
+        let (base, level) = self.params.pbs_decomposition(kind);
+        par_allocate_and_generate_new_seeded_lwe_bootstrap_key(
             &self.small,
             &self.glwe,
-            p.pbs_base_log,
-            p.pbs_level,
+            base,
+            level,
             self.params.big_noise(),
-            modulus,
-            seeder.as_mut(),
-        );
-        CompressedServerKey { id: self.id, params: self.params, ksk, bsk }
+            CiphertextModulus::new_native(),
+            seeder,
+        )
     }
 }
 
@@ -135,33 +148,41 @@ impl CompressedServerKey {
     pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Self, FheError> {
         let key: Self = wire::decode(wire::Kind::ServerKey, bytes, limit)?;
         let p = key.params;
+        let bsk_ok = |bsk: &SeededLweBootstrapKeyOwned<u64>, kind| {
+            bsk.input_lwe_dimension() == p.small_dimension()
+                && bsk.polynomial_size() == p.polynomial_size()
+                && bsk.glwe_size() == p.tfhe().glwe_dimension.to_glwe_size()
+                && (bsk.decomposition_base_log(), bsk.decomposition_level_count()) == p.pbs_decomposition(kind)
+        };
         let shapes_ok = key.ksk.input_key_lwe_dimension() == p.big_dimension()
             && key.ksk.output_key_lwe_dimension() == p.small_dimension()
-            && key.bsk.input_lwe_dimension() == p.small_dimension()
-            && key.bsk.polynomial_size() == p.polynomial_size()
-            && key.bsk.glwe_size() == p.tfhe().glwe_dimension.to_glwe_size()
-            && key.bsk.decomposition_level_count() == p.tfhe().pbs_level
-            && key.ksk.decomposition_level_count() == p.tfhe().ks_level;
+            && key.ksk.decomposition_level_count() == p.tfhe().ks_level
+            && bsk_ok(&key.bsk, Bootstrap::Standard)
+            && key.fine_bsk.as_ref().is_none_or(|b| bsk_ok(b, Bootstrap::Fine));
         if !shapes_ok {
             return Err(FheError::Malformed("server key dimensions do not match its parameter set".into()));
         }
         Ok(key)
     }
 
-    /// Expands the seeds and moves the bootstrapping key to the Fourier domain (on all cores).
+    /// Expands the seeds and moves the bootstrapping keys to the Fourier domain (on all cores).
     pub fn expand(self) -> ServerKey {
         let ksk = self.ksk.par_decompress_into_lwe_keyswitch_key();
-        let bsk = self.bsk.par_decompress_into_lwe_bootstrap_key();
-        let mut fourier = FourierLweBootstrapKey::new(
-            bsk.input_lwe_dimension(),
-            bsk.glwe_size(),
-            bsk.polynomial_size(),
-            bsk.decomposition_base_log(),
-            bsk.decomposition_level_count(),
-        );
-        par_convert_standard_lwe_bootstrap_key_to_fourier(&bsk, &mut fourier);
-        ServerKey { id: self.id, params: self.params, ksk, bsk: fourier }
+        ServerKey { id: self.id, params: self.params, ksk, bsk: fourier(self.bsk), fine_bsk: self.fine_bsk.map(fourier) }
     }
+}
+
+fn fourier(seeded: SeededLweBootstrapKeyOwned<u64>) -> FourierLweBootstrapKeyOwned {
+    let bsk = seeded.par_decompress_into_lwe_bootstrap_key();
+    let mut fourier = FourierLweBootstrapKey::new(
+        bsk.input_lwe_dimension(),
+        bsk.glwe_size(),
+        bsk.polynomial_size(),
+        bsk.decomposition_base_log(),
+        bsk.decomposition_level_count(),
+    );
+    par_convert_standard_lwe_bootstrap_key_to_fourier(&bsk, &mut fourier);
+    fourier
 }
 
 impl ServerKey {
@@ -173,5 +194,13 @@ impl ServerKey {
     /// The parameter set.
     pub fn params(&self) -> ParamSet {
         self.params
+    }
+
+    /// The bootstrapping key of `kind`, if this key holds it.
+    pub(super) fn bootstrap_key(&self, kind: Bootstrap) -> Option<&FourierLweBootstrapKeyOwned> {
+        match kind {
+            Bootstrap::Standard => Some(&self.bsk),
+            Bootstrap::Fine => self.fine_bsk.as_ref(),
+        }
     }
 }

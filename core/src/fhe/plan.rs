@@ -14,7 +14,7 @@
 //! negacyclic slots because the table stores `f(r) − c` with `c = (f(lo) + f(hi)) / 2`: then the
 //! top box and the negated bottom box hold the same coefficients, and `c · Δ'` is added back after
 //! the bootstrap. One step beyond either end reads the end's value (the simulator's clamping).
-use super::params::ParamSet;
+use super::params::{Bootstrap, ParamSet};
 use crate::analysis;
 use crate::kernels::reference::Taps;
 use crate::model::{Lookup, Model, Stage};
@@ -35,6 +35,8 @@ pub struct LookupPlan {
     pub box_slots: usize,
     /// Error of the lookup input, in rounded steps.
     pub sigma_steps: f64,
+    /// The bootstrapping key it uses (which sets the noise of its outputs).
+    pub bootstrap: Bootstrap,
 }
 
 /// One stage on the torus.
@@ -101,8 +103,41 @@ fn delta(bits: u32, stage: usize) -> Result<u64, PlanError> {
 }
 
 impl Plan {
-    /// Lays `model` out under `params`, keeping `rounding_bits` before each lookup.
+    /// Lays `model` out under `params`, keeping `rounding_bits` before each lookup, every lookup
+    /// with the set's standard bootstrap.
     pub fn new(model: &Model<'_>, params: ParamSet, rounding_bits: Option<u8>) -> Result<Plan, PlanError> {
+        Self::with_bootstraps(model, params, rounding_bits, |_| Bootstrap::Standard)
+    }
+
+    /// The cheapest per-stage choice of bootstraps under `params`: a lookup's bootstrap sets only
+    /// the noise of the next lookup, so lookup `i` gets the fine key when, with the standard one,
+    /// the next lookup's error probability is above `p_error` and at least twice what the fine
+    /// key gives (where the key switch and modulus switch dominate, the fine key buys nothing).
+    pub fn for_set(model: &Model<'_>, params: ParamSet, rounding_bits: Option<u8>, p_error: f64) -> Result<Plan, PlanError> {
+        let standard = Self::new(model, params, rounding_bits)?;
+        let all_fine = Self::with_bootstraps(model, params, rounding_bits, |_| Bootstrap::Fine)?;
+        let p = |plan: &Plan, i: usize| match &plan.stages[i] {
+            StagePlan::Lookup(l) => NoiseModel::from_sigma(l.sigma_steps).p_error(),
+            StagePlan::Linear => 0.0,
+        };
+        let mut fine = Vec::new();
+        let mut feeding = None;
+        for (i, stage) in standard.stages.iter().enumerate() {
+            if matches!(stage, StagePlan::Lookup(_)) {
+                if let Some(prev) = feeding.filter(|_| p(&standard, i) > p_error.max(2.0 * p(&all_fine, i))) {
+                    fine.push(prev);
+                }
+                feeding = Some(i);
+            }
+        }
+        if fine.is_empty() {
+            return Ok(standard);
+        }
+        Self::with_bootstraps(model, params, rounding_bits, |i| if fine.contains(&i) { Bootstrap::Fine } else { Bootstrap::Standard })
+    }
+
+    /// The layout with lookup stage `i` using the bootstrapping key `bootstrap(i)`.
+    pub fn with_bootstraps(model: &Model<'_>, params: ParamSet, rounding_bits: Option<u8>, bootstrap: impl Fn(usize) -> Bootstrap) -> Result<Plan, PlanError> {
         let report = analysis::analyze(model);
         let stages = model.stages();
         // The scale of the accumulators of stage i: that of the next lookup, or of the output.
@@ -132,8 +167,9 @@ impl Plan {
                     let box_slots = 1usize << (log_n - bits);
                     let sigma_steps = params.lookup_sigma_slots(variance) / box_slots as f64;
                     let delta_out = if i == last { plan.output_delta } else { acc_delta(i + 1)? };
-                    plan.stages.push(StagePlan::Lookup(LookupPlan { rounding, delta_in: delta(rounding.acc_bits, i)?, delta_out, box_slots, sigma_steps }));
-                    variance = params.pbs_variance();
+                    let bootstrap = bootstrap(i);
+                    plan.stages.push(StagePlan::Lookup(LookupPlan { rounding, delta_in: delta(rounding.acc_bits, i)?, delta_out, box_slots, sigma_steps, bootstrap }));
+                    variance = params.pbs_variance(bootstrap);
                 }
                 linear => {
                     let taps = Taps::of_stage(linear, shape).expect("a linear stage");
@@ -146,12 +182,12 @@ impl Plan {
         Ok(plan)
     }
 
-    /// The cheapest parameter set under which every lookup's exact-rounding error probability is at
-    /// most `p_error`.
+    /// The cheapest parameter set (with its per-stage bootstraps, [`Plan::for_set`]) under which
+    /// every lookup's exact-rounding error probability is at most `p_error`.
     pub fn cheapest(model: &Model<'_>, rounding_bits: Option<u8>, p_error: f64) -> Result<Plan, PlanError> {
         let mut last_err = PlanError::NoSet { p_error };
         for params in ParamSet::ALL {
-            match Plan::new(model, params, rounding_bits) {
+            match Plan::for_set(model, params, rounding_bits, p_error) {
                 Ok(plan) if plan.noise().max_p_error() <= p_error => return Ok(plan),
                 Ok(_) => {}
                 Err(e @ PlanError::TooWide { .. }) => return Err(e),
@@ -180,12 +216,22 @@ impl Plan {
 
     /// Number of bootstraps per image.
     pub fn bootstraps(&self, model: &Model<'_>) -> u64 {
+        self.bootstraps_of(model, Bootstrap::Standard) + self.bootstraps_of(model, Bootstrap::Fine)
+    }
+
+    /// Number of bootstraps per image with the `kind` key.
+    pub fn bootstraps_of(&self, model: &Model<'_>, kind: Bootstrap) -> u64 {
         self.stages
             .iter()
             .zip(model.info())
-            .filter(|(s, _)| matches!(s, StagePlan::Lookup(_)))
+            .filter(|(s, _)| matches!(s, StagePlan::Lookup(l) if l.bootstrap == kind))
             .map(|(_, info)| info.output.len() as u64)
             .sum()
+    }
+
+    /// Whether some lookup uses the fine bootstrapping key (so the server key must hold it).
+    pub fn uses_fine(&self) -> bool {
+        self.stages.iter().any(|s| matches!(s, StagePlan::Lookup(l) if l.bootstrap == Bootstrap::Fine))
     }
 }
 

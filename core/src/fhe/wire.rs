@@ -1,5 +1,9 @@
-//! Serialized keys and ciphertexts: an 8-byte magic naming the kind, then postcard. Sizes are
-//! bounded by the caller before parsing, and every error says what was wrong.
+//! Serialized keys and ciphertexts: an 8-byte magic naming the kind, then bincode with fixed-width
+//! integers, as tfhe-rs serializes its own keys. Key and ciphertext words are uniformly random
+//! 64-bit values, which postcard's varints would store in about 9.3 bytes each instead of 8 (a
+//! server key 17% larger). Sizes are bounded by the caller before parsing, and every error says
+//! what was wrong.
+use bincode::Options;
 use serde::{de::DeserializeOwned, Serialize};
 
 /// What a byte string holds.
@@ -13,9 +17,9 @@ pub(super) enum Kind {
 impl Kind {
     fn magic(self) -> &'static [u8; 8] {
         match self {
-            Kind::ServerKey => b"cifheSK1",
-            Kind::Image => b"cifheCI1",
-            Kind::Output => b"cifheCO1",
+            Kind::ServerKey => b"cifheSK2",
+            Kind::Image => b"cifheCI2",
+            Kind::Output => b"cifheCO2",
         }
     }
     fn name(self) -> &'static str {
@@ -65,9 +69,14 @@ impl From<super::plan::PlanError> for FheError {
     }
 }
 
+/// Fixed-width little-endian integers; trailing bytes refused.
+fn options() -> impl Options {
+    bincode::DefaultOptions::new().with_fixint_encoding().with_little_endian()
+}
+
 pub(super) fn encode<T: Serialize>(kind: Kind, value: &T) -> Vec<u8> {
     let mut out = kind.magic().to_vec();
-    out.extend(postcard::to_allocvec(value).expect("in-memory serialization cannot fail"));
+    options().serialize_into(&mut out, value).expect("in-memory serialization cannot fail");
     out
 }
 
@@ -78,5 +87,7 @@ pub(super) fn decode<T: DeserializeOwned>(kind: Kind, bytes: &[u8], limit: usize
     let Some(body) = bytes.strip_prefix(kind.magic().as_slice()) else {
         return Err(FheError::Malformed(format!("not a cifhe {}: wrong magic bytes", kind.name())));
     };
-    postcard::from_bytes(body).map_err(|e| FheError::Malformed(format!("corrupt {}: {e}", kind.name())))
+    // The limit also bounds every length prefix, so a forged length cannot make bincode allocate
+    // more than the bytes the caller accepted.
+    options().with_limit(limit as u64).deserialize(body).map_err(|e| FheError::Malformed(format!("corrupt {}: {e}", kind.name())))
 }
