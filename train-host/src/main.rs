@@ -353,6 +353,25 @@ fn parse_params(s: &str) -> Result<ParamSet, String> {
     ParamSet::by_name(s).ok_or_else(|| format!("unknown parameter set '{s}': expected 1_1, 2_2, 3_3 or 4_4"))
 }
 
+/// The test set of `m`'s dataset, checking that every index in `images` is in it.
+fn test_images(m: &Model<'_>, data: Option<PathBuf>, images: &[usize]) -> Result<cifar::Dataset, String> {
+    let ds = cifar::test_set_for(m, &data.unwrap_or_else(paths::default_data), None)?;
+    match images.iter().find(|&&i| i >= ds.len()) {
+        Some(bad) => Err(format!("--image {bad}: the test set has {} images", ds.len())),
+        None => Ok(ds),
+    }
+}
+
+/// Replaces (or appends) the section `name` of the markdown `file`, if one was given.
+fn write_section(file: Option<PathBuf>, name: &str, md: &str) -> Result<(), String> {
+    if let Some(file) = file {
+        let doc = std::fs::read_to_string(&file).unwrap_or_default();
+        std::fs::write(&file, bench::replace_section(&doc, name, md)).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        eprintln!("updated {}", file.display());
+    }
+    Ok(())
+}
+
 fn read_model(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read model {}: {e}", path.display()))
 }
@@ -398,10 +417,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let path = model.unwrap_or_else(paths::demo_model);
             let bytes = read_model(&path)?;
             let m = open_model(&path, &bytes)?;
-            let ds = cifar::test_set_for(&m, &data.unwrap_or_else(paths::default_data), None)?;
-            if let Some(&bad) = image.iter().find(|&&i| i >= ds.len()) {
-                return Err(format!("--image {bad}: the test set has {} images", ds.len()));
-            }
+            let ds = test_images(&m, data, &image)?;
             let cfg = train_host::fhe::FheConfig {
                 params,
                 rounding_bits: rounding_bits.map_or(m.rounding_bits(), |r| r.0),
@@ -428,10 +444,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let path = model.unwrap_or_else(paths::demo_model);
             let bytes = read_model(&path)?;
             let m = open_model(&path, &bytes)?;
-            let ds = cifar::test_set_for(&m, &data.unwrap_or_else(paths::default_data), None)?;
-            if let Some(&bad) = image.iter().find(|&&i| i >= ds.len()) {
-                return Err(format!("--image {bad}: the test set has {} images", ds.len()));
-            }
+            let ds = test_images(&m, data, &image)?;
             let cfg = train_host::fhe_noise::NoiseConfig {
                 params,
                 rounding_bits: rounding_bits.map_or(m.rounding_bits(), |r| r.0),
@@ -451,11 +464,7 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             let md = train_host::fhe_noise::markdown(&report, &m, &cfg, &command);
             print!("{md}");
-            if let Some(file) = write {
-                let doc = std::fs::read_to_string(&file).unwrap_or_default();
-                std::fs::write(&file, bench::replace_section(&doc, "fhe-noise", &md)).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-                eprintln!("updated {}", file.display());
-            }
+            write_section(write, "fhe-noise", &md)?;
         }
         Command::Serve { model, data, addr, web, params, max_sessions, idle_timeout, key_limit_mb, samples } => {
             train_host::serve::run(train_host::serve::ServeConfig {
@@ -584,11 +593,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::BenchFhe { models, sets, lookups, p_error, write } => {
             let md = bench_fhe(&models, &sets, lookups, p_error)?;
             print!("{md}");
-            if let Some(file) = write {
-                let doc = std::fs::read_to_string(&file).unwrap_or_default();
-                std::fs::write(&file, bench::replace_section(&doc, "fhe-costs", &md)).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-                eprintln!("updated {}", file.display());
-            }
+            write_section(write, "fhe-costs", &md)?;
         }
         Command::Bench { model, data, images, write } => {
             let path = model.unwrap_or_else(paths::default_model);
@@ -599,12 +604,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let command = format!("cargo run --release -p train-host -- bench --images {images}");
             let md = bench::markdown(&rows, peak, &m, &command);
             print!("{md}");
-            if let Some(file) = write {
-                let doc = std::fs::read_to_string(&file).unwrap_or_default();
-                std::fs::write(&file, bench::replace_section(&doc, "simulator", &md))
-                    .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-                eprintln!("updated {}", file.display());
-            }
+            write_section(write, "simulator", &md)?;
         }
     }
     Ok(())

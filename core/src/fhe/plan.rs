@@ -249,9 +249,11 @@ impl LookupPlan {
         let (lo, hi) = self.rounding.rounded_range();
         let f = |r: i32| self.rounding.lookup(l, r, ch, channels) as i64;
         let (f_lo, f_hi) = (f(lo), f(hi));
-        let half_delta = (self.delta_out / 2) as i64;
-        // (f(r) − c) · Δ' = (2 f(r) − f(lo) − f(hi)) · Δ' / 2, exact since Δ' is even.
-        let coef = |r: i32| ((2 * f(r) - f_lo - f_hi) * half_delta) as u64;
+        let half_delta = self.delta_out / 2;
+        // (f(r) − c) · Δ' = (2 f(r) − f(lo) − f(hi)) · Δ' / 2, exact since Δ' is even; on the
+        // torus, i.e. modulo 2^64 (a code may exceed what its scale holds when the next stage
+        // cannot see it, e.g. behind zero weights).
+        let coef = |r: i32| ((2 * f(r) - f_lo - f_hi) as u64).wrapping_mul(half_delta);
         let table = (0..n)
             .map(|s| {
                 let r = (s / self.box_slots) as i32;
@@ -262,6 +264,6 @@ impl LookupPlan {
                 }
             })
             .collect();
-        (table, ((f_lo + f_hi) * half_delta) as u64)
+        (table, ((f_lo + f_hi) as u64).wrapping_mul(half_delta))
     }
 }
