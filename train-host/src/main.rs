@@ -25,14 +25,19 @@ enum Mode {
 }
 
 /// Options of a simulator run.
+/// Default per-lookup error probability target of the TFHE commands (parameter set and per-stage
+/// bootstrap choice): what `fhe`, `fhe-noise`, `bench-fhe` and `eval --fhe-params` use unless told.
+const FHE_P_ERROR: f64 = 0.05;
+
 #[derive(clap::Args)]
 struct SimArgs {
     /// Bits kept before each lookup: a number, or `none` for no rounding [default: the model's].
     #[arg(long, value_parser = parse_rounding)]
     rounding_bits: Option<Rounding>,
-    /// Per-PBS error probability, e.g. 1e-3 or 2^-40.
-    #[arg(long, default_value = "2^-40", value_parser = parse_p_error)]
-    p_error: f64,
+    /// Per-PBS error probability, e.g. 1e-3 or 2^-40 [default: 2^-40; with --fhe-params, the
+    /// target of the per-stage bootstrap choice, 0.05 as for `fhe`].
+    #[arg(long, value_parser = parse_p_error)]
+    p_error: Option<f64>,
     /// How the low bits are removed.
     #[arg(long, value_enum, default_value = "exact")]
     mode: Mode,
@@ -87,7 +92,7 @@ enum Command {
         rounding_bits: Option<Rounding>,
         /// Largest per-lookup error probability when choosing the parameter set and where the
         /// fine bootstrap is used.
-        #[arg(long, default_value = "0.05", value_parser = parse_p_error)]
+        #[arg(long, default_value_t = FHE_P_ERROR, value_parser = parse_p_error)]
         p_error: f64,
         /// Print one JSON object instead of the text report.
         #[arg(long)]
@@ -116,7 +121,7 @@ enum Command {
         stages: usize,
         /// Per-lookup error probability above which a lookup's inputs come from the fine bootstrap
         /// (as `fhe` chooses them).
-        #[arg(long, default_value = "0.05", value_parser = parse_p_error)]
+        #[arg(long, default_value_t = FHE_P_ERROR, value_parser = parse_p_error)]
         p_error: f64,
         /// Side of the centre crop of each image [default: the whole image].
         #[arg(long)]
@@ -319,7 +324,7 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         lookups: usize,
         /// Largest per-lookup error probability when choosing a model's set.
-        #[arg(long, default_value = "0.05", value_parser = parse_p_error)]
+        #[arg(long, default_value_t = FHE_P_ERROR, value_parser = parse_p_error)]
         p_error: f64,
         /// Markdown file to update (its fhe-costs section).
         #[arg(long)]
@@ -384,7 +389,7 @@ fn run_config(model: &Model<'_>, a: &SimArgs) -> Result<RunConfig, String> {
     let rounding_bits = a.rounding_bits.map_or(model.rounding_bits(), |r| r.0);
     let base = RunConfig { rounding_bits, seed: a.seed, ..RunConfig::new(model) };
     if let Some(params) = a.fhe_params {
-        let plan = cifhe_core::fhe::Plan::for_set(model, params, rounding_bits, a.p_error).map_err(|e| e.to_string())?;
+        let plan = cifhe_core::fhe::Plan::for_set(model, params, rounding_bits, a.p_error.unwrap_or(FHE_P_ERROR)).map_err(|e| e.to_string())?;
         return Ok(plan.simulation(base));
     }
     Ok(RunConfig {
@@ -392,7 +397,7 @@ fn run_config(model: &Model<'_>, a: &SimArgs) -> Result<RunConfig, String> {
             Mode::Exact => RoundingMode::Exact,
             Mode::Approximate => RoundingMode::Approximate,
         },
-        noise: NoiseModel::from_p_error(a.p_error).into(),
+        noise: NoiseModel::from_p_error(a.p_error.unwrap_or(cifhe_core::noise::DEFAULT_P_ERROR)).into(),
         ..base
     })
 }
