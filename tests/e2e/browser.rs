@@ -165,7 +165,7 @@ impl Drop for TempDir {
 /// legitimately would, differ), so the decrypted class must equal the page's simulated one.
 fn stable_sample(model: &Model<'_>) -> (usize, usize) {
     let ds = cifar::test_set_for(model, &paths::default_data(), Some(SAMPLES)).expect("the CIFAR test set");
-    let plan = Plan::new(model, PARAMS, model.rounding_bits()).unwrap();
+    let plan = Plan::for_model(model, PARAMS).unwrap();
     let mut scratch = vec![0u64; model.scratch_words()];
     let mut out = vec![0i32; model.classes()];
     let mut class_of = |i: usize, seed: u64| {
@@ -237,7 +237,7 @@ fn server_refuses_bad_keys_foreign_ciphertexts_and_unknown_sessions() {
 
     let bytes = std::fs::read(paths::demo_model()).unwrap();
     let model = Model::from_bytes(&bytes).unwrap();
-    let plan = Plan::new(&model, PARAMS, model.rounding_bits()).unwrap();
+    let plan = Plan::for_model(&model, PARAMS).unwrap();
     let (ours, theirs) = (ClientKey::generate(PARAMS), ClientKey::generate(PARAMS));
     let mut key = ours.server_key(&plan).unwrap().to_bytes();
     let (status, reply) = post(&format!("{base}/sessions"), &key);

@@ -27,7 +27,7 @@ enum Mode {
 /// Options of a simulator run.
 /// Default per-lookup error probability target of the TFHE commands (parameter set and per-stage
 /// bootstrap choice): what `fhe`, `fhe-noise`, `bench-fhe` and `eval --fhe-params` use unless told.
-const FHE_P_ERROR: f64 = 0.05;
+const FHE_P_ERROR: f64 = cifhe_core::fhe::plan::DEFAULT_P_ERROR_TARGET;
 
 #[derive(clap::Args)]
 struct SimArgs {

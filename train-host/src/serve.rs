@@ -93,7 +93,7 @@ fn prepare(cfg: ServeConfig) -> Result<App, String> {
     let bytes = std::fs::read(&cfg.model).map_err(|e| format!("cannot read model {}: {e}", cfg.model.display()))?;
     let model_bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
     let model = Model::from_bytes(model_bytes).map_err(|e| format!("{}: {e}", cfg.model.display()))?;
-    let plan = Plan::new(&model, cfg.params, model.rounding_bits()).map_err(|e| format!("{} under {}: {e}", cfg.model.display(), cfg.params.name()))?;
+    let plan = Plan::for_model(&model, cfg.params).map_err(|e| format!("{} under {}: {e}", cfg.model.display(), cfg.params.name()))?;
     let bootstraps = plan.bootstraps(&model);
     let glue = cfg.web_root.join("pkg").join("cifhe_wasm.js");
     if !glue.exists() {
@@ -203,7 +203,7 @@ async fn create_session(State(app): State<Arc<App>>, body: Bytes) -> Result<(Sta
     }
     let limit = app.cfg.key_limit;
     let key = CompressedServerKey::from_bytes(&body, limit).map_err(bad_request)?;
-    let plan = Plan::new(&app.model, key.params(), app.model.rounding_bits()).map_err(bad_request)?;
+    let plan = Plan::for_model(&app.model, key.params()).map_err(bad_request)?;
     let t = Instant::now();
     let key = tokio::task::spawn_blocking(move || key.expand()).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let expand_seconds = t.elapsed().as_secs_f64();

@@ -82,7 +82,7 @@ impl Classifier {
     /// the client and on the server, which checks it through the ciphertexts' scales.
     fn plan(&self, params: &str) -> Result<Plan, JsError> {
         let set = ParamSet::by_name(params).ok_or_else(|| JsError::new(&format!("unknown parameter set {params:?} (1_1, 2_2, 3_3, 4_4)")))?;
-        Plan::new(&self.model, set, self.model.rounding_bits()).map_err(js)
+        Plan::for_model(&self.model, set).map_err(js)
     }
 }
 

@@ -102,7 +102,17 @@ fn delta(bits: u32, stage: usize) -> Result<u64, PlanError> {
     Ok(1u64 << (63 - bits))
 }
 
+/// The per-lookup error probability the TFHE commands and the web demo target by default when
+/// choosing a parameter set and its per-stage bootstraps.
+pub const DEFAULT_P_ERROR_TARGET: f64 = 0.05;
+
 impl Plan {
+    /// The plan a client and a server agree on without talking: the model's own rounding and
+    /// per-stage bootstraps at [`DEFAULT_P_ERROR_TARGET`] ([`Plan::for_set`]).
+    pub fn for_model(model: &Model<'_>, params: ParamSet) -> Result<Plan, PlanError> {
+        Self::for_set(model, params, model.rounding_bits(), DEFAULT_P_ERROR_TARGET)
+    }
+
     /// Lays `model` out under `params`, keeping `rounding_bits` before each lookup, every lookup
     /// with the set's standard bootstrap.
     pub fn new(model: &Model<'_>, params: ParamSet, rounding_bits: Option<u8>) -> Result<Plan, PlanError> {
