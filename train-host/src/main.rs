@@ -24,11 +24,11 @@ enum Mode {
     Approximate,
 }
 
-/// Options of a simulator run.
 /// Default per-lookup error probability target of the TFHE commands (parameter set and per-stage
 /// bootstrap choice): what `fhe`, `fhe-noise`, `bench-fhe` and `eval --fhe-params` use unless told.
 const FHE_P_ERROR: f64 = cifhe_core::fhe::plan::DEFAULT_P_ERROR_TARGET;
 
+/// Options of a simulator run.
 #[derive(clap::Args)]
 struct SimArgs {
     /// Bits kept before each lookup: a number, or `none` for no rounding [default: the model's].
@@ -54,6 +54,20 @@ struct SimArgs {
 #[derive(Clone, Copy)]
 struct Rounding(Option<u8>);
 
+/// The model and the test images of a TFHE command.
+#[derive(clap::Args)]
+struct TestImages {
+    /// Compiled model [default: the shipped demo model, models/tiny-w2.5-cifar10.cifhe].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// CIFAR data: folder or archive [default: $CIFHE_DATA or ../shared/data].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Test-set indices of the images, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    image: Vec<usize>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Classify CIFAR test images with the FHE simulator: predictions, accuracy, speed.
@@ -75,15 +89,8 @@ enum Command {
     },
     /// Classify test images under real TFHE: keygen, encrypt, evaluate, decrypt; timings and sizes.
     Fhe {
-        /// Compiled model [default: the shipped demo model, models/tiny-w2.5-cifar10.cifhe].
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// CIFAR data: folder or archive [default: $CIFHE_DATA or ../shared/data].
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Test-set indices of the images to classify.
-        #[arg(long, value_delimiter = ',', default_value = "0")]
-        image: Vec<usize>,
+        #[command(flatten)]
+        images: TestImages,
         /// tfhe-rs parameter set (1_1, 2_2, 3_3, 4_4) [default: the cheapest meeting --p-error].
         #[arg(long, value_parser = parse_params)]
         params: Option<ParamSet>,
@@ -101,15 +108,8 @@ enum Command {
     /// The error every lookup reads under real TFHE, measured on real ciphertexts beside the noise
     /// model the simulator injects, for a model's first lookup stages on a centre crop of images.
     FheNoise {
-        /// Compiled model [default: the shipped demo model, models/tiny-w2.5-cifar10.cifhe].
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// CIFAR data: folder or archive [default: $CIFHE_DATA or ../shared/data].
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Test-set indices of the images to measure (figures are summed).
-        #[arg(long, value_delimiter = ',', default_value = "0")]
-        image: Vec<usize>,
+        #[command(flatten)]
+        images: TestImages,
         /// tfhe-rs parameter set (1_1, 2_2, 3_3, 4_4).
         #[arg(long, default_value = "2_2", value_parser = parse_params)]
         params: ParamSet,
@@ -358,12 +358,21 @@ fn parse_params(s: &str) -> Result<ParamSet, String> {
     ParamSet::by_name(s).ok_or_else(|| format!("unknown parameter set '{s}': expected 1_1, 2_2, 3_3 or 4_4"))
 }
 
-/// The test set of `m`'s dataset, checking that every index in `images` is in it.
-fn test_images(m: &Model<'_>, data: Option<PathBuf>, images: &[usize]) -> Result<cifar::Dataset, String> {
-    let ds = cifar::test_set_for(m, &data.unwrap_or_else(paths::default_data), None)?;
-    match images.iter().find(|&&i| i >= ds.len()) {
-        Some(bad) => Err(format!("--image {bad}: the test set has {} images", ds.len())),
-        None => Ok(ds),
+impl TestImages {
+    /// The model file's path and bytes.
+    fn read_model(&self) -> Result<(PathBuf, Vec<u8>), String> {
+        let path = self.model.clone().unwrap_or_else(paths::demo_model);
+        let bytes = read_model(&path)?;
+        Ok((path, bytes))
+    }
+
+    /// The test set of `m`'s dataset, checking that every index in `--image` is in it.
+    fn test_set(&self, m: &Model<'_>) -> Result<cifar::Dataset, String> {
+        let ds = cifar::test_set_for(m, &self.data.clone().unwrap_or_else(paths::default_data), None)?;
+        match self.image.iter().find(|&&i| i >= ds.len()) {
+            Some(bad) => Err(format!("--image {bad}: the test set has {} images", ds.len())),
+            None => Ok(ds),
+        }
     }
 }
 
@@ -418,18 +427,17 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             println!("\n{}", r.to_text().lines().take(4).collect::<Vec<_>>().join("\n"));
         }
-        Command::Fhe { model, data, image, params, rounding_bits, p_error, json } => {
-            let path = model.unwrap_or_else(paths::demo_model);
-            let bytes = read_model(&path)?;
+        Command::Fhe { images, params, rounding_bits, p_error, json } => {
+            let (path, bytes) = images.read_model()?;
             let m = open_model(&path, &bytes)?;
-            let ds = test_images(&m, data, &image)?;
+            let ds = images.test_set(&m)?;
             let cfg = train_host::fhe::FheConfig {
                 params,
                 rounding_bits: rounding_bits.map_or(m.rounding_bits(), |r| r.0),
                 p_error,
                 progress: !json,
             };
-            let r = train_host::fhe::run(&m, &ds, &image, &cfg)?;
+            let r = train_host::fhe::run(&m, &ds, &images.image, &cfg)?;
             if json {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             } else {
@@ -445,23 +453,22 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
             }
         }
-        Command::FheNoise { model, data, image, params, rounding_bits, stages, p_error, crop, write } => {
-            let path = model.unwrap_or_else(paths::demo_model);
-            let bytes = read_model(&path)?;
+        Command::FheNoise { images, params, rounding_bits, stages, p_error, crop, write } => {
+            let (path, bytes) = images.read_model()?;
             let m = open_model(&path, &bytes)?;
-            let ds = test_images(&m, data, &image)?;
+            let ds = images.test_set(&m)?;
             let cfg = train_host::fhe_noise::NoiseConfig {
                 params,
                 rounding_bits: rounding_bits.map_or(m.rounding_bits(), |r| r.0),
                 lookup_stages: stages,
                 p_error,
                 crop,
-                images: image.clone(),
+                images: images.image.clone(),
             };
             let report = train_host::fhe_noise::run(&m, &ds, &cfg, true)?;
-            let images = image.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+            let indices = images.image.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
             let command = format!(
-                "cargo run --release -p train-host -- fhe-noise --model {} --params {} --p-error {p_error} --stages {stages} --image {images}{}{}",
+                "cargo run --release -p train-host -- fhe-noise --model {} --params {} --p-error {p_error} --stages {stages} --image {indices}{}{}",
                 path.display(),
                 params.name(),
                 crop.map_or(String::new(), |c| format!(" --crop {c}")),

@@ -120,12 +120,7 @@ impl ClientKey {
     /// Decrypts the final accumulators (one per class), as the simulator's `run` returns them.
     pub fn decrypt(&self, plan: &Plan, out: &EncryptedOutput) -> Result<Vec<i32>, FheError> {
         check("encrypted result", out.binding, Binding { key: self.id, params: self.params, delta: plan.output_delta })?;
-        Ok(out.logits.iter().map(|ct| self.decrypt_value(ct, plan.output_delta)).collect())
-    }
-
-    /// The integer a big-key ciphertext encodes at scale `delta` (nearest multiple).
-    pub fn decrypt_value(&self, ct: LweCiphertextView<'_, u64>, delta: u64) -> i32 {
-        decode(self.decrypt_phase(ct), delta)
+        Ok(out.logits.iter().map(|ct| decode(self.decrypt_phase(ct), plan.output_delta)).collect())
     }
 
     /// The raw phase (message plus noise) of a big-key ciphertext.

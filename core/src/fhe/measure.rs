@@ -117,7 +117,7 @@ struct Meter<'a> {
     client: &'a ClientKey,
     eval: &'a Evaluator<'a, 'a, 'a>,
     clear: RwLock<Clear>,
-    tables: RwLock<Tables>,
+    tables: Mutex<Tables>,
     stages: Mutex<Vec<LookupNoise>>,
     /// When the previous lookup stage ended.
     started: Mutex<Instant>,
@@ -135,7 +135,7 @@ impl Meter<'_> {
     fn open(&self, stage: usize) {
         if let Some(StagePlan::Lookup(lp)) = self.eval.plan().stages.get(stage) {
             let n = self.eval.plan().params.polynomial_size().0;
-            *self.tables.write().expect("meter lock") = Tables::new(self.eval.model(), lp, stage, n);
+            *self.tables.lock().expect("meter lock") = Tables::new(self.eval.model(), lp, stage, n);
             self.stages.lock().expect("meter lock").push(LookupNoise { stage, plan_sigma: lp.sigma_steps, ..Default::default() });
         }
     }
@@ -155,7 +155,7 @@ impl Trace for Meter<'_> {
         let ideal = (acc as f64 * lp.delta_in as f64 + lp.input_offset() as f64) * 2.0 * n / 2f64.powi(64) - 0.5;
         let slot = self.client.lookup_slot(switched);
         {
-            let mut tables = self.tables.write().expect("meter lock");
+            let mut tables = self.tables.lock().expect("meter lock");
             let channels = tables.per_channel.len();
             tables.expected[element] = tables.output(element % channels, slot);
         }
@@ -185,7 +185,7 @@ impl Trace for Meter<'_> {
         let next = match &model.stages()[stage] {
             Stage::Lookup(_) => {
                 let lp = self.lookup_plan(stage);
-                let tables = std::mem::take(&mut *self.tables.write().expect("meter lock"));
+                let tables = std::mem::take(&mut *self.tables.lock().expect("meter lock"));
                 // The codes TFHE computed (exact: the table value at the slot read), and the
                 // bootstrap's output noise around them.
                 let values: Vec<i32> = tables.expected.iter().map(|&e| decode(e, lp.delta_out)).collect();
@@ -198,6 +198,7 @@ impl Trace for Meter<'_> {
                 if let Some(s) = self.stages.lock().expect("meter lock").iter_mut().find(|s| s.stage == stage) {
                     (s.seconds, s.output_square_sum, s.output_model_variance) = (seconds, squares, model_variance);
                 }
+                *self.started.lock().expect("meter lock") = Instant::now();
                 Clear { values, variance: vec![model_variance; outputs.entity_count()], shape: clear.shape }
             }
             linear => {
@@ -217,9 +218,6 @@ impl Trace for Meter<'_> {
         };
         *clear = next;
         drop(clear);
-        if matches!(model.stages()[stage], Stage::Lookup(_)) {
-            *self.started.lock().expect("meter lock") = Instant::now();
-        }
         self.open(stage + 1);
     }
 }
@@ -235,7 +233,7 @@ pub fn measure(client: &ClientKey, eval: &Evaluator<'_, '_, '_>, image: &[u8], p
         client,
         eval,
         clear: RwLock::new(Clear { values, variance, shape: model.input_shape() }),
-        tables: RwLock::new(Tables::default()),
+        tables: Mutex::new(Tables::default()),
         stages: Mutex::new(Vec::new()),
         started: Mutex::new(Instant::now()),
     };
