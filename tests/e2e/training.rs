@@ -5,7 +5,7 @@ use train_host::arch::Arch;
 use train_host::cifar::{load, Kind, Split};
 use train_host::compile::{compile, QuantConfig};
 use train_host::eval::evaluate;
-use train_host::net::{quant_for, Net};
+use train_host::net::{quant_for, Net, Rounding};
 use train_host::paths::default_data;
 use train_host::train::{accuracy, train, TrainConfig};
 
@@ -18,7 +18,7 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
     let (mean, std) = Kind::Cifar10.normalization();
     let cfg = TrainConfig {
         arch: "small".into(), width: 1.0, classes: 10, float_epochs: 3, qat_epochs: 1, batch: 128, lr: 2e-3, qat_lr: 2e-4,
-        smoothing: 0.1, weight_bits: 5, act_bits: 5, batch_norm: true, init: None, seed: 7, mean, std,
+        smoothing: 0.1, weight_bits: 5, act_bits: 5, qat_rounding_bits: Some(6), batch_norm: true, init: None, seed: 7, mean, std,
     };
     let run = std::env::temp_dir().join(format!("cifhe-train-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run);
@@ -40,8 +40,14 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
     let arch = Arch::by_name("small", 10, 1.0).unwrap();
     let device = burn::tensor::Device::flex();
     let net = Net::from_float(&t.net, &device).set_scales(&t.scales, &device);
-    let (_, qat) = accuracy(&net, &arch, &test, &cfg, Some(quant_for(mean, std, 5, 5)));
+    let quant = quant_for(mean, std, 5, 5);
+    let (_, qat) = accuracy(&net, &arch, &test, &cfg, Some(&quant));
     let agree = circuit.predictions.iter().zip(&qat).filter(|(a, b)| a == b).count();
     assert!(agree >= 990, "integer circuit and QAT forward agree on only {agree}/1000 images");
+    // Rounding-aware training's forward rounds as the circuit does (6 bits, the model's widths).
+    let rounded = evaluate(&model, &test, RunConfig { rounding_bits: Some(6), ..exact }, false).unwrap();
+    let (_, qat) = accuracy(&net, &arch, &test, &cfg, Some(&quant.with_rounding(Some(Rounding::of_model(&model, 6)))));
+    let agree = rounded.predictions.iter().zip(&qat).filter(|(a, b)| a == b).count();
+    assert!(agree >= 990, "rounded circuit and rounding-aware QAT forward agree on only {agree}/1000 images");
     let _ = std::fs::remove_dir_all(&run);
 }

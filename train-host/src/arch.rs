@@ -4,8 +4,10 @@
 //! compiling and reporting all walk the same list.
 use cifhe_core::rng::Rng;
 
-/// One layer of a float network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One layer of a float network. Serialized (`{"kind": "conv", "out": …}`) for other frameworks
+/// to build the same network (`bench-train --torch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Layer {
     /// 2-D convolution with bias.
     Conv { out: usize, k: usize, stride: usize, pad: usize },

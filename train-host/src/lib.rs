@@ -3,6 +3,7 @@
 pub mod adapt;
 pub mod arch;
 pub mod bench;
+pub mod bench_train;
 pub mod cifar;
 pub mod compile;
 pub mod eval;

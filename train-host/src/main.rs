@@ -264,6 +264,10 @@ enum Command {
         /// Default rounding bits written into the model.
         #[arg(long, default_value = "6", value_parser = parse_rounding)]
         rounding_bits: Rounding,
+        /// Bits the lookups keep during QAT (rounding-aware training; `none`: unrounded) [default:
+        /// --rounding-bits]. May differ from the float run being resumed before QAT starts.
+        #[arg(long, value_parser = parse_rounding)]
+        qat_rounding_bits: Option<Rounding>,
     },
     /// The accuracy table (float, QAT, circuit, FHE simulation at 8…3 rounding bits) with per-stage
     /// accumulator widths and PBS counts, as markdown and an SVG plot.
@@ -295,6 +299,34 @@ enum Command {
         /// Compiled model.
         #[arg(long)]
         model: PathBuf,
+    },
+    /// Float training speed (images/s) of an architecture, beside PyTorch's on the same network
+    /// in the same run with `--torch`.
+    BenchTrain {
+        /// Architecture (vgg11, small, tiny).
+        #[arg(long, default_value = "vgg11")]
+        arch: String,
+        /// Channel width multiplier.
+        #[arg(long, default_value_t = 1.0)]
+        width: f32,
+        /// Batch size.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Timed steps (after one warm-up step).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Batch normalisation after each convolution.
+        #[arg(long)]
+        batch_norm: bool,
+        /// A Python with torch installed: also time PyTorch on the same network.
+        #[arg(long)]
+        torch: Option<PathBuf>,
+        /// CIFAR data [default: $CIFHE_DATA or ../shared/data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Markdown file to update (its training section).
+        #[arg(long)]
+        write: Option<PathBuf>,
     },
     /// Measure simulator throughput and write it into BENCHMARKS.md.
     Bench {
@@ -524,12 +556,13 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Train {
             arch, width, dataset, data, run_dir, float_epochs, qat_epochs, batch, lr, qat_lr, smoothing, batch_norm, imagenet_weights, seed, limit,
-            eval_images, resume, out, rounding_bits,
+            eval_images, resume, out, rounding_bits, qat_rounding_bits,
         } => {
             let (mean, std) = dataset.normalization();
+            let qat_rounding_bits = qat_rounding_bits.unwrap_or(rounding_bits).0.map(u32::from);
             let cfg = train::TrainConfig {
                 arch: arch.clone(), width, classes: dataset.classes(), float_epochs, qat_epochs, batch, lr, qat_lr,
-                smoothing, weight_bits: 5, act_bits: 5, batch_norm, seed, mean, std,
+                smoothing, weight_bits: 5, act_bits: 5, qat_rounding_bits, batch_norm, seed, mean, std,
                 init: imagenet_weights.as_ref().map(|p| p.display().to_string()),
             };
             Arch::by_name(&arch, dataset.classes(), width)?;
@@ -549,15 +582,16 @@ fn run(cli: Cli) -> Result<(), String> {
             let desc = format!(
                 "{arch} (width {width}) trained on {} {ds_name} training images: {float_epochs} float + {qat_epochs} QAT epochs, \
                  5-bit weights and activations, {:.2} CPU-hours on {} threads; by `train-host train --arch {arch} --width {width} \
-                 --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} --lr {lr} --qat-lr {qat_lr} --seed {seed}{}{}`.",
+                 --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} --lr {lr} --qat-lr {qat_lr} --qat-rounding-bits {} --seed {seed}{}{}`.",
                 train_set.len(),
                 t.seconds * rayon::current_num_threads() as f64 / 3600.0,
                 rayon::current_num_threads(),
+                qat_rounding_bits.map_or("none".into(), |b| b.to_string()),
                 limit.map_or(String::new(), |n| format!(" --limit {n}")),
                 if batch_norm { " --batch-norm" } else { "" },
             );
             let qcfg = compile::QuantConfig { rounding_bits: rounding_bits.0, ..Default::default() };
-            let calib = &train_set.images[..train_set.images.len().min(512 * cifar::IMAGE_LEN)];
+            let calib = &train_set.images[..train_set.images.len().min(train::CALIBRATION_IMAGES * cifar::IMAGE_LEN)];
             let bytes = compile::compile(&t.net, mean, std, qcfg, calib, Some(&t.scales), &name, &desc, &train_set.names, &|s| eprintln!("{s}"))?;
             let path = run_dir.join("model.cifhe");
             std::fs::write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -607,6 +641,24 @@ fn run(cli: Cli) -> Result<(), String> {
             print!("{md}");
             write_section(write, "fhe-costs", &md)?;
         }
+        Command::BenchTrain { arch, width, batch, steps, batch_norm, torch, data, write } => {
+            let (mean, std) = Kind::Cifar10.normalization();
+            let cfg = train::TrainConfig {
+                arch: arch.clone(), width, classes: 10, float_epochs: 1, qat_epochs: 0, batch, lr: 2e-3, qat_lr: 2e-4, smoothing: 0.1,
+                weight_bits: 5, act_bits: 5, qat_rounding_bits: None, batch_norm, init: None, seed: 0, mean, std,
+            };
+            let mut ds = cifar::load(&data.unwrap_or_else(paths::default_data), Kind::Cifar10, Split::Train).map_err(|e| e.to_string())?;
+            ds.truncate(batch);
+            let speeds = train_host::bench_train::measure(&cfg, &ds, steps, torch.as_deref())?;
+            let command = format!(
+                "cargo run --release -p train-host -- bench-train --arch {arch} --width {width} --batch {batch} --steps {steps}{}{}",
+                if batch_norm { " --batch-norm" } else { "" },
+                torch.as_ref().map_or(String::new(), |p| format!(" --torch {}", p.display()))
+            );
+            let md = train_host::bench_train::markdown(&cfg, steps, &speeds, &command);
+            print!("{md}");
+            write_section(write, &format!("training-{arch}"), &md)?;
+        }
         Command::Bench { model, data, images, write } => {
             let path = model.unwrap_or_else(paths::default_model);
             let bytes = read_model(&path)?;
@@ -623,25 +675,36 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// Float, QAT and integer-circuit accuracy of a finished run, and how often the circuit's class
-/// equals the QAT network's (exact arithmetic, no rounding, no noise).
+/// equals the QAT network's: with exact arithmetic (no rounding, no noise), and with both rounding
+/// to the model's bits (the network told the circuit's accumulator widths).
 fn train_report(m: &Model<'_>, t: &train::Trained, cfg: &train::TrainConfig, test: &cifar::Dataset) -> Result<String, String> {
     use std::fmt::Write;
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
     let net = train_host::net::Net::from_float(&t.net, &burn::tensor::Device::flex()).set_scales(&t.scales, &burn::tensor::Device::flex());
     let quant = train_host::net::quant_for(cfg.mean, cfg.std, cfg.weight_bits, cfg.act_bits);
-    let (qat_acc, qat_pred) = train::accuracy(&net, &arch, test, cfg, Some(quant));
+    let bits = m.rounding_bits();
+    let agreement = |a: &[u16], b: &[u16]| {
+        let agree = a.iter().zip(b).filter(|(a, b)| a == b).count();
+        format!("{:.2}% of images ({agree}/{})", 100.0 * agree as f64 / test.len().max(1) as f64, test.len())
+    };
+    let (qat_acc, qat_pred) = train::accuracy(&net, &arch, test, cfg, Some(&quant));
+    let rounding = bits.map(|bits| train_host::net::Rounding::of_model(m, bits.into()));
+    let (qat_rounded_acc, qat_rounded_pred) = train::accuracy(&net, &arch, test, cfg, Some(&quant.with_rounding(rounding)));
     let exact = RunConfig { rounding_bits: None, noise: NoiseModel::NONE.into(), ..RunConfig::new(m) };
     let circuit = eval::evaluate(m, test, exact, false)?;
-    let agree = circuit.predictions.iter().zip(&qat_pred).filter(|(a, b)| a == b).count();
+    let circuit_rounded = eval::evaluate(m, test, RunConfig { noise: NoiseModel::NONE.into(), ..RunConfig::new(m) }, false)?;
     let rounded = eval::evaluate(m, test, RunConfig::new(m), false)?;
     let float_acc = t.log.iter().filter(|e| e.phase == "float").last().map_or(f64::NAN, |e| e.eval_accuracy);
     let mut s = String::new();
     let _ = writeln!(s, "\naccuracy on {} test images:", test.len());
     let _ = writeln!(s, "  float (last float epoch)          {:.2}%", 100.0 * float_acc);
     let _ = writeln!(s, "  QAT, fake-quant                   {:.2}%", 100.0 * qat_acc);
+    let _ = writeln!(s, "  QAT, fake-quant, {bits:?} bits        {:.2}%", 100.0 * qat_rounded_acc);
     let _ = writeln!(s, "  integer circuit, no rounding      {:.2}%", 100.0 * circuit.accuracy);
-    let _ = writeln!(s, "  FHE simulation, {:?} bits, 2^-40  {:.2}%", m.rounding_bits(), 100.0 * rounded.accuracy);
-    let _ = writeln!(s, "  circuit = QAT argmax on {:.2}% of images ({agree}/{})", 100.0 * agree as f64 / test.len().max(1) as f64, test.len());
+    let _ = writeln!(s, "  integer circuit, {bits:?} bits        {:.2}%", 100.0 * circuit_rounded.accuracy);
+    let _ = writeln!(s, "  FHE simulation, {bits:?} bits, 2^-40  {:.2}%", 100.0 * rounded.accuracy);
+    let _ = writeln!(s, "  circuit = QAT argmax, no rounding: {}", agreement(&circuit.predictions, &qat_pred));
+    let _ = writeln!(s, "  circuit = QAT argmax, {bits:?} bits:  {}", agreement(&circuit_rounded.predictions, &qat_rounded_pred));
     let _ = writeln!(s, "  training: {:.2} hours wall-clock", t.seconds / 3600.0);
     Ok(s)
 }

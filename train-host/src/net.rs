@@ -33,7 +33,7 @@ pub struct Net {
 pub type NormState = [Vec<f32>; 4];
 
 /// How to run the network.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Quant {
     /// Bits of the weight codes.
     pub weight_bits: u32,
@@ -41,6 +41,44 @@ pub struct Quant {
     pub act_bits: u32,
     /// Scale of the input codes (fixed: it is folded into the input table).
     pub input_scale: f32,
+    /// The rounding of the accumulators before each lookup (`None`: exact accumulators), as the
+    /// circuit rounds them: rounding-aware training sees the accumulators TFHE's lookups will see.
+    pub rounding: Option<Rounding>,
+}
+
+/// Rounding of every lookup site's accumulator to `bits` bits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rounding {
+    /// Bits kept.
+    pub bits: u32,
+    /// Each site's accumulator width, calibrated as the compiler does (`acc_bits`): the rounding
+    /// drops `acc_bits − bits` low bits.
+    pub acc_bits: Vec<u32>,
+}
+
+impl Rounding {
+    /// The rounding a compiled model applies at `bits` bits (its lookups' widths, in order).
+    pub fn of_model(m: &cifhe_core::Model<'_>, bits: u32) -> Rounding {
+        use cifhe_core::model::Stage;
+        let acc_bits = m.stages().iter().filter_map(|s| if let Stage::Lookup(l) = s { Some(l.acc_bits.into()) } else { None }).collect();
+        Rounding { bits, acc_bits }
+    }
+}
+
+impl Quant {
+    /// The same quantization with the lookups reading accumulators rounded as `rounding` says.
+    pub fn with_rounding(self, rounding: Option<Rounding>) -> Quant {
+        Quant { rounding, ..self }
+    }
+}
+
+/// What a forward pass observed at the lookup sites, in order.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// The float value at each site (after bias and ReLU, before quantization).
+    pub values: Vec<Tensor<4>>,
+    /// In quantized mode: the range of the integer accumulator each site's lookup reads.
+    pub acc_ranges: Vec<(i64, i64)>,
 }
 
 /// A lookup site: after a convolution (and its ReLU) or after a pool.
@@ -74,6 +112,27 @@ fn fake_quant<const D: usize>(x: Tensor<D>, s: Tensor<D>, lo: f32, hi: f32) -> T
     let y = x / s.clone();
     let rounded = y.clone() + (y.clone().round() - y).detach();
     rounded.clamp(lo, hi) * s
+}
+
+/// The range of the integer accumulator `acc` whose step is worth `unit`.
+fn acc_range(acc: Tensor<4>, unit: Tensor<4>) -> (i64, i64) {
+    let codes = acc / unit;
+    (codes.clone().min().into_scalar::<f32>().round() as i64, codes.max().into_scalar::<f32>().round() as i64)
+}
+
+/// The accumulator `acc` (real value `unit` per integer step; `unit` carries no gradient) with
+/// `lsbs` low bits dropped, rounding half up as the circuit does; the gradient passes straight
+/// through.
+fn round_accumulator(acc: Tensor<4>, unit: Tensor<4>, lsbs: u32) -> Tensor<4> {
+    if lsbs == 0 {
+        return acc;
+    }
+    let codes = acc / unit.clone();
+    // The accumulator is an integer: snap it first, so float error cannot move it across a
+    // rounding boundary (an accumulator exactly half a step away from two neighbours is common).
+    let step = (1u32 << lsbs) as f32;
+    let rounded = ((codes.clone().round() / step + 0.5).floor() * step).detach();
+    (codes.clone() + (rounded - codes).detach()) * unit
 }
 
 fn scalar_as<const D: usize>(t: Tensor<1>) -> Tensor<D> {
@@ -187,46 +246,65 @@ impl Net {
     }
 
     /// Logits of a batch `[n, 3, h, w]` of normalised images. With `quant`, the forward pass of
-    /// the quantized circuit; `record` receives the (float) value tensor at every lookup site.
-    pub fn forward(&self, x: Tensor<4>, arch: &Arch, quant: Option<Quant>, mut record: Option<&mut Vec<Tensor<4>>>) -> Tensor<2> {
+    /// the quantized circuit; `probe` receives what the lookup sites saw.
+    pub fn forward(&self, x: Tensor<4>, arch: &Arch, quant: Option<&Quant>, mut probe: Option<&mut Probe>) -> Tensor<2> {
         let half = |bits: u32| (1i32 << (bits - 1)) as f32;
-        let mut x = match quant {
-            Some(q) => {
-                let s = Tensor::<1>::from_data(TensorData::new(vec![q.input_scale], [1]), &x.device());
-                fake_quant(x, scalar_as(s), -half(q.act_bits), half(q.act_bits) - 1.0)
-            }
-            None => x,
+        let device = x.device();
+        let constant = |v: f32| Tensor::<4>::from_data(TensorData::new(vec![v], [1, 1, 1, 1]), &device);
+        // Real value of one step of the codes `x` holds (quantized mode only).
+        let mut x_scale = quant.map(|q| constant(q.input_scale));
+        let mut x = match (quant, &x_scale) {
+            (Some(q), Some(s)) => fake_quant(x, s.clone(), -half(q.act_bits), half(q.act_bits) - 1.0),
+            _ => x,
         };
         let site_kinds = sites(arch);
         let (mut p, mut site) = (0, 0);
-        let mut quantize_site = |x: Tensor<4>, site: usize| -> Tensor<4> {
-            if let Some(r) = record.as_deref_mut() {
-                r.push(x.clone().detach());
+        let want_ranges = probe.is_some();
+        let mut quantize_site = |x: Tensor<4>, site: usize, x_scale: &mut Option<Tensor<4>>| -> Tensor<4> {
+            if let Some(p) = probe.as_deref_mut() {
+                p.values.push(x.clone().detach());
             }
             match quant {
                 Some(q) => {
                     let s = scalar_as(self.log_scales.val().slice(site..site + 1).exp());
+                    *x_scale = Some(s.clone().detach());
                     let lo = if site_kinds[site].nonneg { 0.0 } else { -half(q.act_bits) };
                     fake_quant(x, s, lo, half(q.act_bits) - 1.0)
                 }
                 None => x,
             }
         };
-        let weight = |p: usize| -> Tensor<4> {
+        // The (fake-quantized) weights of layer `p`, and the real value of one weight step.
+        let weight = |p: usize| -> (Tensor<4>, Option<Tensor<4>>) {
             let w = self.weights[p].val();
             match quant {
                 Some(q) => {
                     let qmax = half(q.weight_bits) - 1.0;
                     let s = scalar_as::<4>(w.clone().abs().max().detach().reshape([1]) / qmax).clamp_min(1e-12);
-                    fake_quant(w, s, -qmax, qmax)
+                    (fake_quant(w, s.clone(), -qmax, qmax), Some(s))
                 }
-                None => w,
+                None => (w, None),
+            }
+        };
+        // The accumulator of `site`'s lookup (integer step worth `unit`), rounded when the lookups round.
+        let mut acc_ranges = Vec::new();
+        let mut round = |acc: Tensor<4>, unit: Option<Tensor<4>>, site: usize| {
+            let Some(unit) = unit else { return acc };
+            if want_ranges {
+                acc_ranges.push(acc_range(acc.clone(), unit.clone()));
+            }
+            match quant.and_then(|q| q.rounding.as_ref()) {
+                Some(r) => round_accumulator(acc, unit, r.acc_bits[site].saturating_sub(r.bits)),
+                None => acc,
             }
         };
         for (i, layer) in arch.layers.iter().enumerate() {
             match *layer {
-                Layer::Conv { stride, pad, .. } => {
-                    x = conv2d(x, weight(p), Some(self.biases[p].val()), ConvOptions::new([stride; 2], [pad; 2], [1, 1], 1));
+                Layer::Conv { out, stride, pad, .. } => {
+                    let (w, w_scale) = weight(p);
+                    let acc = conv2d(x, w, None, ConvOptions::new([stride; 2], [pad; 2], [1, 1], 1));
+                    let unit = w_scale.zip(x_scale.clone()).map(|(a, b)| a * b);
+                    x = round(acc, unit, site) + self.biases[p].val().reshape([1, out, 1, 1]);
                     if let Some(bn) = self.norms.get(p) {
                         x = bn.forward(x);
                     }
@@ -234,19 +312,24 @@ impl Net {
                     if matches!(arch.layers.get(i + 1), Some(Layer::Relu)) {
                         x = relu(x);
                     }
-                    x = quantize_site(x, site);
+                    x = quantize_site(x, site, &mut x_scale);
                     site += 1;
                 }
                 Layer::Relu | Layer::AvgPool { k: 1, stride: 1 } => {}
                 Layer::AvgPool { k, stride } => {
-                    x = avg_pool2d(x, AvgPoolOptions::new([k; 2]).with_stride([stride; 2]));
-                    x = quantize_site(x, site);
+                    // The circuit sums the k² codes; the lookup divides.
+                    let unit = x_scale.clone().map(|s| s / (k * k) as f32);
+                    x = round(avg_pool2d(x, AvgPoolOptions::new([k; 2]).with_stride([stride; 2])), unit, site);
+                    x = quantize_site(x, site, &mut x_scale);
                     site += 1;
                 }
                 Layer::Linear { out } => {
                     let [n, c, h, w] = x.dims();
                     let flat = x.clone().reshape([n, c * h * w]);
-                    let wt = weight(p).reshape([out, c * h * w]).transpose();
+                    let wt = weight(p).0.reshape([out, c * h * w]).transpose();
+                    if let Some(probe) = probe {
+                        probe.acc_ranges = acc_ranges;
+                    }
                     return flat.matmul(wt) + self.biases[p].val().reshape([1, out]);
                 }
             }
@@ -262,5 +345,5 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 /// The fake-quant settings matching `compile` for a dataset's normalisation.
 pub fn quant_for(mean: [f32; 3], std: [f32; 3], weight_bits: u32, act_bits: u32) -> Quant {
-    Quant { weight_bits, act_bits, input_scale: input_scale(mean, std, act_bits) as f32 }
+    Quant { weight_bits, act_bits, input_scale: input_scale(mean, std, act_bits) as f32, rounding: None }
 }

@@ -5,6 +5,8 @@
 use crate::cifar::Dataset;
 use crate::eval::evaluate;
 use cifhe_core::analysis::analyze;
+use cifhe_core::fhe::plan::DEFAULT_P_ERROR_TARGET;
+use cifhe_core::fhe::{ParamSet, Plan};
 use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig};
 use std::fmt::Write;
 
@@ -29,7 +31,11 @@ pub fn measure(model: &Model<'_>, data: &Dataset, log: Option<&str>, progress: &
         for phase in ["float", "qat"] {
             let last = log.lines().filter(|l| l.starts_with(&format!("{phase}\t"))).last();
             if let Some(acc) = last.and_then(|l| l.split('\t').nth(4)).and_then(|v| v.parse::<f64>().ok()) {
-                let name = if phase == "float" { "float (burn), last float epoch, from the run log" } else { "QAT fake-quant (burn), last epoch, from the run log" };
+                let name = if phase == "float" {
+                    "float (burn), last float epoch, from the run log"
+                } else {
+                    "QAT fake-quant (burn; rounded if the run was rounding-aware), last epoch, from the run log"
+                };
                 rows.push(Row { runtime: name.into(), bits: None, accuracy: acc });
             }
         }
@@ -50,6 +56,11 @@ pub fn measure(model: &Model<'_>, data: &Dataset, log: Option<&str>, progress: &
         let cfg = RunConfig { rounding_bits: Some(bits), noise: p, mode: RoundingMode::Approximate, ..base };
         run(format!("FHE simulation, {bits}-bit approximate rounding, p_error 2^-40"), None, cfg)?;
     }
+    // What TFHE itself will give: the noise of the parameters `fhe` and `serve` use, per stage.
+    let (set, target) = (ParamSet::M2C2, DEFAULT_P_ERROR_TARGET);
+    let plan = Plan::for_set(model, set, model.rounding_bits(), target).map_err(|e| e.to_string())?;
+    let label = format!("FHE simulation, TFHE {set} noise (per-stage bootstraps, p_error target {target}), model's rounding, approximate");
+    run(label, None, plan.simulation(RunConfig { rounding_bits: model.rounding_bits(), ..base }))?;
     Ok(rows)
 }
 

@@ -5,10 +5,11 @@
 //! atomically), `log.tsv` (one line per epoch) and, at the end, `model.cifhe`.
 use crate::arch::{Arch, FloatNet, Params};
 use crate::cifar::{Dataset, IMAGE_LEN};
-use crate::net::{self, Net, Quant};
+use crate::net::{self, Net, Probe, Quant, Rounding};
+use cifhe_core::analysis::signed_bits;
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use cifhe_core::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -41,6 +42,9 @@ pub struct TrainConfig {
     pub weight_bits: u32,
     /// Activation bits.
     pub act_bits: u32,
+    /// Bits the lookups keep of their accumulators during QAT (rounding-aware training), `None`
+    /// for unrounded accumulators.
+    pub qat_rounding_bits: Option<u32>,
     /// Batch normalisation after each convolution during float training (folded before QAT).
     pub batch_norm: bool,
     /// torchvision ImageNet VGG11 weights to start from (`.pth` or `.safetensors`), else random.
@@ -156,7 +160,7 @@ fn batch(ds: &Dataset, idx: &[usize], cfg: &TrainConfig, mut rng: Option<&mut Rn
 }
 
 /// Accuracy of the network on `ds` (no augmentation, no gradients).
-pub fn accuracy(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig, quant: Option<Quant>) -> (f64, Vec<u16>) {
+pub fn accuracy(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig, quant: Option<&Quant>) -> (f64, Vec<u16>) {
     let device = Device::flex();
     let model = net.valid();
     let mut preds = Vec::with_capacity(ds.len());
@@ -171,6 +175,30 @@ pub fn accuracy(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig, quant: 
     (correct as f64 / ds.len().max(1) as f64, preds)
 }
 
+/// Images the compiler calibrates on: the first of the training set, unaugmented.
+pub const CALIBRATION_IMAGES: usize = 512;
+
+/// The rounding to `bits` bits of the circuit that `compile` will make of `net`: each site's
+/// accumulator width measured as the compiler measures it (unrounded accumulators of the
+/// calibration images), so that the rounding-aware forward drops the bits the circuit drops.
+pub fn circuit_rounding(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig, quant: &Quant, bits: u32) -> Rounding {
+    let device = Device::flex();
+    let model = net.valid();
+    let exact = quant.clone().with_rounding(None);
+    let idx: Vec<usize> = (0..ds.len().min(CALIBRATION_IMAGES)).collect();
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for chunk in idx.chunks(128) {
+        let (x, _) = batch(ds, chunk, cfg, None, &device);
+        let mut probe = Probe::default();
+        model.forward(x, arch, Some(&exact), Some(&mut probe));
+        ranges.resize(probe.acc_ranges.len(), (i64::MAX, i64::MIN));
+        for (r, (lo, hi)) in ranges.iter_mut().zip(probe.acc_ranges) {
+            *r = (r.0.min(lo), r.1.max(hi));
+        }
+    }
+    Rounding { bits, acc_bits: ranges.into_iter().map(|(lo, hi)| signed_bits(lo, hi)).collect() }
+}
+
 /// Initial scales of the lookup sites: a high percentile of each site's float values on a few batches.
 fn calibrate_scales(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig) -> Vec<f32> {
     let device = Device::flex();
@@ -180,10 +208,10 @@ fn calibrate_scales(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig) -> 
     let idx: Vec<usize> = (0..n).collect();
     for chunk in idx.chunks(128) {
         let (x, _) = batch(ds, chunk, cfg, None, &device);
-        let mut rec = Vec::new();
-        model.forward(x, arch, None, Some(&mut rec));
-        values.resize(rec.len(), Vec::new());
-        for (v, t) in values.iter_mut().zip(rec) {
+        let mut probe = Probe::default();
+        model.forward(x, arch, None, Some(&mut probe));
+        values.resize(probe.values.len(), Vec::new());
+        for (v, t) in values.iter_mut().zip(probe.values) {
             let all = net::to_vec(t);
             let step = (all.len() / 100_000).max(1);
             v.extend(all.iter().step_by(step).map(|x| x.abs()));
@@ -204,6 +232,14 @@ fn calibrate_scales(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig) -> 
         .collect()
 }
 
+/// Whether a checkpoint made with `old` after `done` epochs can continue as `new`: the same
+/// settings, except that the QAT settings may change while no QAT epoch has run (so one float run
+/// can be fine-tuned several ways).
+fn resumable(old: &TrainConfig, new: &TrainConfig, done: usize) -> bool {
+    let float_part = |c: &TrainConfig| TrainConfig { qat_epochs: 0, qat_lr: 0.0, qat_rounding_bits: None, ..c.clone() };
+    old == new || (done <= old.float_epochs && float_part(old) == float_part(new))
+}
+
 fn lr_at(peak: f64, step: usize, total: usize) -> f64 {
     let warm = (total / 20).max(1);
     if step < warm {
@@ -219,10 +255,16 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
     std::fs::create_dir_all(run).map_err(|e| format!("creating {}: {e}", run.display()))?;
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
     let device = Device::flex().autodiff();
-    let quant = net::quant_for(cfg.mean, cfg.std, cfg.weight_bits, cfg.act_bits);
+    let exact = net::quant_for(cfg.mean, cfg.std, cfg.weight_bits, cfg.act_bits);
+    // QAT's quantization: with rounding, re-measured before every epoch and before evaluating
+    // (the accumulator widths follow the weights).
+    let quant_of = |model: &Net| {
+        let rounding = cfg.qat_rounding_bits.map(|bits| circuit_rounding(model, &arch, train, cfg, &exact, bits));
+        exact.clone().with_rounding(rounding)
+    };
     let (mut model, mut done, mut log, mut scales) = match (resume, load(run)?) {
         (true, Some(ck)) => {
-            if ck.config != *cfg {
+            if !resumable(&ck.config, cfg, ck.done) {
                 return Err(format!(
                     "{} was made with other settings ({:?}); use another --run-dir or the same settings",
                     checkpoint_path(run).display(),
@@ -282,18 +324,15 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
                 .expect("valid template")
                 .progress_chars("=> "),
         );
+        let quant = qat.then(|| quant_of(&model));
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         for (s, idx) in order.chunks(cfg.batch).enumerate() {
             let lr = lr_at(peak, epoch * steps + s, epochs * steps);
             let (x, y) = batch(train, idx, cfg, Some(&mut rng), &device);
-            let logits = model.forward(x, &arch, qat.then_some(quant), None);
-            let pred = logits.clone().argmax(1).reshape([idx.len()]);
-            correct += pred.equal(y.clone()).int().sum().into_scalar::<i64>() as usize;
-            let loss = loss_fn.forward(logits, y);
-            let l = loss.clone().into_scalar::<f32>() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
+            let (l, c);
+            (model, l, c) = step(model, &mut optim, &loss_fn, lr, x, y, &arch, quant.as_ref());
+            correct += c;
             loss_sum += l * idx.len() as f64;
             seen += idx.len();
             bar.inc(1);
@@ -304,7 +343,7 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
         if qat {
             scales = model.scales();
         }
-        let (eval_accuracy, _) = accuracy(&model, &arch, eval, cfg, qat.then_some(quant));
+        let (eval_accuracy, _) = accuracy(&model, &arch, eval, cfg, qat.then(|| quant_of(&model)).as_ref());
         let entry = EpochLog {
             phase: phase.into(),
             epoch: epoch + 1,
@@ -339,6 +378,53 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
     Ok(Trained { net: model.to_float(&arch, (3, 32, 32)), scales, log, seconds })
 }
 
+/// One optimisation step on a batch: the updated model, the batch's mean loss and how many of
+/// its images the model (before the step) classified right.
+#[allow(clippy::too_many_arguments)]
+fn step(
+    model: Net,
+    optim: &mut ModuleOptimizer,
+    loss_fn: &CrossEntropyLoss,
+    lr: f64,
+    x: Tensor<4>,
+    y: Tensor<1, Int>,
+    arch: &Arch,
+    quant: Option<&Quant>,
+) -> (Net, f64, usize) {
+    let logits = model.forward(x, arch, quant, None);
+    let n = y.dims()[0];
+    let correct = logits.clone().argmax(1).reshape([n]).equal(y.clone()).int().sum().into_scalar::<i64>() as usize;
+    let loss = loss_fn.forward(logits, y);
+    let l = loss.clone().into_scalar::<f32>() as f64;
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    (optim.step(lr, model, grads), l, correct)
+}
+
+/// Training speed of `cfg`'s network in float (images per second over `steps` batches of real
+/// training images, after one warm-up batch): what `bench-train` sets beside PyTorch's.
+pub fn images_per_second(cfg: &TrainConfig, ds: &Dataset, steps: usize) -> Result<f64, String> {
+    let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
+    let device = Device::flex().autodiff();
+    let float = FloatNet::random(arch.clone(), (3, 32, 32), cfg.seed);
+    let mut model = Net::from_float(&float, &device);
+    if cfg.batch_norm {
+        model = model.with_norms(None, &device);
+    }
+    let loss_fn = CrossEntropyLossConfig::new().with_smoothing(Some(cfg.smoothing)).init(&device);
+    let mut optim = AdamConfig::new().init();
+    let mut rng = Rng::new(cfg.seed, 1);
+    let idx: Vec<usize> = (0..cfg.batch).map(|i| i % ds.len()).collect();
+    let mut start = Instant::now();
+    for s in 0..=steps {
+        if s == 1 {
+            start = Instant::now();
+        }
+        let (x, y) = batch(ds, &idx, cfg, Some(&mut rng), &device);
+        model = step(model, &mut optim, &loss_fn, cfg.lr, x, y, &arch, None).0;
+    }
+    Ok((steps * cfg.batch) as f64 / start.elapsed().as_secs_f64())
+}
+
 fn append_log(run: &Path, e: &EpochLog) -> Result<(), String> {
     use std::io::Write;
     let path = run.join("log.tsv");
@@ -349,4 +435,24 @@ fn append_log(run: &Path, e: &EpochLog) -> Result<(), String> {
     }
     writeln!(f, "{}\t{}\t{:.5}\t{:.4}\t{:.4}\t{:.1}\t{:.2}", e.phase, e.epoch, e.loss, e.train_accuracy, e.eval_accuracy, e.seconds, e.images_per_second)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_qat_settings_may_change_and_only_before_qat() {
+        let old = TrainConfig {
+            arch: "small".into(), width: 1.0, classes: 10, float_epochs: 4, qat_epochs: 0, batch: 128, lr: 2e-3, qat_lr: 2e-4,
+            smoothing: 0.1, weight_bits: 5, act_bits: 5, qat_rounding_bits: None, batch_norm: false, init: None, seed: 0,
+            mean: [0.5; 3], std: [0.25; 3],
+        };
+        let qat = TrainConfig { qat_epochs: 2, qat_lr: 1e-4, qat_rounding_bits: Some(5), ..old.clone() };
+        assert!(resumable(&old, &old, 4));
+        assert!(resumable(&old, &qat, 4), "a finished float run takes new QAT settings");
+        assert!(!resumable(&qat, &old, 5), "not once QAT has started");
+        assert!(!resumable(&old, &TrainConfig { lr: 1e-3, ..qat.clone() }, 2), "float settings never change");
+        assert!(!resumable(&old, &TrainConfig { seed: 1, ..old.clone() }, 4));
+    }
 }

@@ -1,0 +1,77 @@
+//! `train-host bench-train`: float training speed of an architecture on burn's CPU backend, and
+//! PyTorch's on the same network in the same run (`--torch PYTHON`), as the ratio the training
+//! issue asks for. The PyTorch side is `bench/torch_train.py`, fed the layer list as JSON so both
+//! build one network from one description.
+use crate::arch::Arch;
+use crate::cifar::Dataset;
+use crate::train::{images_per_second, TrainConfig};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const TORCH_SCRIPT: &str = include_str!("../bench/torch_train.py");
+
+/// What one framework measured.
+#[derive(Debug, Clone)]
+pub struct Speed {
+    /// Framework and version.
+    pub framework: String,
+    /// Training images per second.
+    pub images_per_second: f64,
+}
+
+/// burn's speed, then PyTorch's when `python` is given.
+pub fn measure(cfg: &TrainConfig, ds: &Dataset, steps: usize, python: Option<&Path>) -> Result<Vec<Speed>, String> {
+    let mut v = vec![Speed { framework: "cifhe (burn 0.22 flex CPU backend)".into(), images_per_second: images_per_second(cfg, ds, steps)? }];
+    if let Some(python) = python {
+        v.push(torch(cfg, steps, python)?);
+    }
+    Ok(v)
+}
+
+fn torch(cfg: &TrainConfig, steps: usize, python: &Path) -> Result<Speed, String> {
+    let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
+    let layers = serde_json::to_string(&arch.layers).map_err(|e| e.to_string())?;
+    let threads = rayon::current_num_threads().to_string();
+    let (batch, steps, smoothing) = (cfg.batch.to_string(), steps.to_string(), cfg.smoothing.to_string());
+    let mut args = vec!["-", "--layers", &layers, "--batch", &batch, "--steps", &steps, "--threads", &threads, "--smoothing", &smoothing];
+    if cfg.batch_norm {
+        args.push("--batch-norm");
+    }
+    let mut child = Command::new(python)
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    child.stdin.take().expect("piped stdin").write_all(TORCH_SCRIPT.as_bytes()).map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("{} failed on the PyTorch benchmark (is torch installed for it?)", python.display()));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("the PyTorch benchmark printed no result: {e}"))?;
+    let ips = v["images_per_second"].as_f64().ok_or("the PyTorch benchmark printed no images_per_second")?;
+    Ok(Speed { framework: format!("PyTorch {} ({} threads)", v["torch"].as_str().unwrap_or("?"), v["threads"]), images_per_second: ips })
+}
+
+/// The markdown table, with each framework's speed relative to the first.
+pub fn markdown(cfg: &TrainConfig, steps: usize, speeds: &[Speed], command: &str) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Float training of `{}` at width {} (batch {}, Adam, {} timed steps after a warm-up step{}) on {} ({} threads), by `{command}`.\n",
+        cfg.arch,
+        cfg.width,
+        cfg.batch,
+        steps,
+        if cfg.batch_norm { ", batch norm" } else { "" },
+        crate::bench::cpu_name(),
+        rayon::current_num_threads()
+    );
+    let _ = writeln!(s, "| framework | training images/s | relative to cifhe |\n|---|---|---|");
+    for sp in speeds {
+        let _ = writeln!(s, "| {} | {:.2} | {:.2}× |", sp.framework, sp.images_per_second, sp.images_per_second / speeds[0].images_per_second);
+    }
+    s
+}
