@@ -102,3 +102,14 @@ fn fhe_noise_measures_a_cropped_prefix_on_real_ciphertexts() {
     let (ok, _, err) = train_host(&["fhe-noise", "--stages", "9"]);
     assert!(!ok && err.contains("fewer than the 9"), "{err}");
 }
+
+#[test]
+fn bench_train_times_burn_and_says_when_python_is_missing() {
+    let (ok, out, err) = train_host(&["bench-train", "--arch", "tiny", "--batch", "16", "--steps", "1"]);
+    assert!(ok, "{err}");
+    let row = out.lines().find(|l| l.starts_with("| cifhe (burn")).expect("a row for burn");
+    let ips: f64 = row.split('|').nth(2).unwrap().trim().parse().unwrap();
+    assert!(ips > 0.0, "{row}");
+    let (ok, _, err) = train_host(&["bench-train", "--arch", "tiny", "--batch", "16", "--steps", "1", "--torch", "/nonexistent/python3"]);
+    assert!(!ok && err.contains("cannot run /nonexistent/python3"), "{err}");
+}
