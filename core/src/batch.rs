@@ -22,7 +22,7 @@ pub fn classify_all(
     progress: impl Fn(usize) + Sync,
 ) -> Result<BatchResult, RunError> {
     let len = sim.model().image_len();
-    if images.len() % len != 0 {
+    if !images.len().is_multiple_of(len) {
         return Err(RunError::ImageSize { expected: len, actual: images.len() % len });
     }
     let words = sim.model().scratch_words();

@@ -38,7 +38,7 @@ impl NoiseModel {
 
     /// The noise whose exact-rounding error probability per PBS is `p_error` (0 < p < 1).
     pub fn from_p_error(p_error: f64) -> Self {
-        if !(p_error > 0.0) {
+        if p_error.is_nan() || p_error <= 0.0 {
             return Self::NONE;
         }
         let p = p_error.min(0.999_999);

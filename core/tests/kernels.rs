@@ -66,10 +66,10 @@ proptest! {
 
 #[test]
 fn vgg_sized_layers_match_the_definition() {
-    let seed: Vec<i8> = (0..997).map(|i| ((i * 37 % 31) as i32 - 15) as i8).collect();
-    let x: Vec<i32> = (0..9 * 9 * 128).map(|i| (i * 7 % 16) as i32).collect();
+    let seed: Vec<i8> = (0..997).map(|i| ((i * 37 % 31) - 15) as i8).collect();
+    let x: Vec<i32> = (0..9 * 9 * 128).map(|i| i * 7 % 16).collect();
     check(Shape { h: 9, w: 9, c: 128 }, 256, (3, 3), 1, 1, &x, &seed);
-    let x: Vec<i32> = (0..32 * 32 * 3).map(|i| (i * 11 % 32) as i32).collect();
+    let x: Vec<i32> = (0..32 * 32 * 3).map(|i| i * 11 % 32).collect();
     check(Shape { h: 32, w: 32, c: 3 }, 64, (3, 3), 1, 1, &x, &seed);
 }
 

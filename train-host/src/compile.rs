@@ -58,7 +58,7 @@ fn thresholds(aff: &Affine, ch: usize, s_out: f64, lo: i32, hi: i32) -> Vec<i32>
     (lo + 1..=hi)
         .map(|k| {
             let a = aff.scale[ch];
-            if !(a > 0.0) {
+            if a.is_nan() || a <= 0.0 {
                 return if code(0) >= k { i32::MIN } else { i32::MAX };
             }
             let guess = (((k as f64 - 0.5) * s_out - aff.bias[ch]) / a).ceil();
@@ -123,7 +123,7 @@ pub fn compile(
     progress: &dyn Fn(&str),
 ) -> Result<Vec<u8>, String> {
     let (c, h, w) = net.input;
-    if c != 3 || calib.is_empty() || calib.len() % (c * h * w) != 0 {
+    if c != 3 || calib.is_empty() || !calib.len().is_multiple_of(c * h * w) {
         return Err("compile needs 3-channel calibration images".into());
     }
     let half = 1i32 << (cfg.act_bits - 1);
@@ -142,7 +142,7 @@ pub fn compile(
 
     let mut pending = Vec::new();
     let mut sites = crate::net::sites(&net.arch).into_iter();
-    let mut nonneg = || sites.next().map_or(false, |s| s.nonneg);
+    let mut nonneg = || sites.next().is_some_and(|s| s.nonneg);
     let mut final_linear = None;
     let layer_shapes = shapes(&net.arch, net.input);
     let mut shape_in = net.input;
@@ -227,7 +227,7 @@ fn observe(b: &ModelBuilder, stage: usize, calib: &[u8], affine: &Affine) -> Res
                     for (c, &a) in acc[p * stride..][..ch].iter().enumerate() {
                         o.min = o.min.min(a);
                         o.max = o.max.max(a);
-                        if (p * ch + c) % step == 0 {
+                        if (p * ch + c).is_multiple_of(step) {
                             o.samples.push(affine.real(c, a as i64));
                         }
                     }

@@ -694,7 +694,7 @@ fn train_report(m: &Model<'_>, t: &train::Trained, cfg: &train::TrainConfig, tes
     let circuit = eval::evaluate(m, test, exact, false)?;
     let circuit_rounded = eval::evaluate(m, test, RunConfig { noise: NoiseModel::NONE.into(), ..RunConfig::new(m) }, false)?;
     let rounded = eval::evaluate(m, test, RunConfig::new(m), false)?;
-    let float_acc = t.log.iter().filter(|e| e.phase == "float").last().map_or(f64::NAN, |e| e.eval_accuracy);
+    let float_acc = t.log.iter().rfind(|e| e.phase == "float").map_or(f64::NAN, |e| e.eval_accuracy);
     let mut s = String::new();
     let _ = writeln!(s, "\naccuracy on {} test images:", test.len());
     let _ = writeln!(s, "  float (last float epoch)          {:.2}%", 100.0 * float_acc);

@@ -29,7 +29,7 @@ pub fn measure(model: &Model<'_>, data: &Dataset, log: Option<&str>, progress: &
     let mut rows = Vec::new();
     if let Some(log) = log {
         for phase in ["float", "qat"] {
-            let last = log.lines().filter(|l| l.starts_with(&format!("{phase}\t"))).last();
+            let last = log.lines().rfind(|l| l.starts_with(&format!("{phase}\t")));
             if let Some(acc) = last.and_then(|l| l.split('\t').nth(4)).and_then(|v| v.parse::<f64>().ok()) {
                 let name = if phase == "float" {
                     "float (burn), last float epoch, from the run log"
@@ -52,10 +52,8 @@ pub fn measure(model: &Model<'_>, data: &Dataset, log: Option<&str>, progress: &
     for bits in ROUNDINGS {
         run(format!("FHE simulation, {bits}-bit exact rounding, p_error 2^-40"), Some(bits), RunConfig { rounding_bits: Some(bits), noise: p, ..base })?;
     }
-    for bits in [6u8] {
-        let cfg = RunConfig { rounding_bits: Some(bits), noise: p, mode: RoundingMode::Approximate, ..base };
-        run(format!("FHE simulation, {bits}-bit approximate rounding, p_error 2^-40"), None, cfg)?;
-    }
+    let cfg = RunConfig { rounding_bits: Some(6), noise: p, mode: RoundingMode::Approximate, ..base };
+    run("FHE simulation, 6-bit approximate rounding, p_error 2^-40".into(), None, cfg)?;
     // What TFHE itself will give: the noise of the parameters `fhe` and `serve` use, per stage.
     let (set, target) = (ParamSet::M2C2, DEFAULT_P_ERROR_TARGET);
     let plan = Plan::for_set(model, set, model.rounding_bits(), target).map_err(|e| e.to_string())?;

@@ -1,12 +1,12 @@
 //! Adaptation from torchvision's VGG11: a file with torchvision's names and shapes (built here,
 //! since nothing can be downloaded) maps onto our convolutions; wrong files are refused clearly.
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
 use train_host::adapt::{adapt, TORCHVISION_CONVS};
 
 const SHAPES: [(usize, usize); 8] = [(64, 3), (128, 64), (256, 128), (256, 256), (512, 256), (512, 512), (512, 512), (512, 512)];
 
-fn write(path: &PathBuf, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
+fn write(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
     let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()

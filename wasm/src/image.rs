@@ -46,7 +46,7 @@ mod tests {
         assert_eq!(planes[32 + 5], rgba[5 * 4 + 2]);
         let half = rgba_to_planes(&rgba, 4, 4, 2, 2).unwrap();
         // Red of the top-left 2×2 block: pixels 0, 1, 4, 5 → bytes 0, 4, 16, 20.
-        assert_eq!(half[0], ((0 + 4 + 16 + 20) as f32 / 4.0).round() as u8);
+        assert_eq!(half[0], ([0u32, 4, 16, 20].iter().sum::<u32>() as f32 / 4.0).round() as u8);
         assert!(rgba_to_planes(&rgba[..10], 4, 4, 2, 2).unwrap_err().contains("10 bytes"));
         assert!(rgba_to_planes(&[], 0, 0, 2, 2).is_err());
     }

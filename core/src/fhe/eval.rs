@@ -299,7 +299,7 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
                 extract_lwe_sample_from_glwe_ciphertext(acc, &mut result, MonomialDegree(0));
                 lwe_ciphertext_plaintext_add_assign(&mut result, Plaintext(*after));
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                if n % 64 == 0 || n == total {
+                if n.is_multiple_of(64) || n == total {
                     progress(stage, n, total);
                 }
             },

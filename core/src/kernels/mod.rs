@@ -122,7 +122,7 @@ impl ConvGeom {
 /// If a buffer is shorter than the geometry needs, or if `isa` is not supported by this CPU.
 pub fn conv(isa: Isa, g: &ConvGeom, input: &[u8], w: &[i8], out: &mut [i32]) {
     assert!(input.len() >= g.input_len() && w.len() >= g.weight_len() && out.len() >= g.output_len());
-    assert!(g.c4 % 4 == 0 && g.o16 % 16 == 0);
+    assert!(g.c4.is_multiple_of(4) && g.o16.is_multiple_of(16));
     assert!(g.out_h == 0 || (g.out_h - 1) * g.stride + g.kh <= g.in_h);
     assert!(g.out_w == 0 || (g.out_w - 1) * g.stride + g.kw <= g.in_w);
     match isa {

@@ -83,20 +83,20 @@ unsafe fn vnni_tile<const NP: usize, const NB: usize>(g: &ConvGeom, input: *cons
                 for (j, v) in wv.iter_mut().enumerate() {
                     *v = _mm512_loadu_si512(wt.add(j * block_len + gi * 64).cast());
                 }
-                for i in 0..NP {
-                    let x = input.add(win[i] + toff + gi * 4).cast::<i32>().read_unaligned();
+                for (row, &w0) in acc.iter_mut().zip(&win) {
+                    let x = input.add(w0 + toff + gi * 4).cast::<i32>().read_unaligned();
                     let a = _mm512_set1_epi32(x);
-                    for j in 0..NB {
-                        acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], a, wv[j]);
+                    for (v, &wj) in row.iter_mut().zip(&wv) {
+                        *v = _mm512_dpbusd_epi32(*v, a, wj);
                     }
                 }
             }
         }
     }
-    for i in 0..NP {
-        for j in 0..NB {
+    for (i, row) in acc.iter().enumerate() {
+        for (j, &v) in row.iter().enumerate() {
             // SAFETY: inside the output the geometry describes.
-            unsafe { _mm512_storeu_si512(out.add((p0 + i) * g.o16 + (b0 + j) * 16).cast(), acc[i][j]) };
+            unsafe { _mm512_storeu_si512(out.add((p0 + i) * g.o16 + (b0 + j) * 16).cast(), v) };
         }
     }
 }
