@@ -3,8 +3,10 @@
 //! Quantization-aware mode mirrors the integer circuit `compile` produces, operation for
 //! operation: the input is quantized with the same scale as the input table; weights are signed,
 //! symmetric, narrow-range codes with one scale per tensor; every lookup site (after each
-//! convolution and its ReLU, after each non-identity pool) quantizes with a learned scale. Rounding
-//! uses a straight-through estimator, so gradients reach the weights and the scales.
+//! convolution and its ReLU, after each non-identity pool) quantizes with a learned scale; with a
+//! [`Rounding`], each lookup first reads its integer accumulator with the low bits dropped, as the
+//! TFHE lookups will (rounding-aware training). Rounding uses a straight-through estimator, so
+//! gradients reach the weights and the scales.
 use crate::arch::{shapes, Arch, FloatNet, Layer, Params};
 use crate::compile::input_scale;
 use burn::module::{Module, Param};
