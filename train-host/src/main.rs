@@ -269,6 +269,27 @@ enum Command {
         #[arg(long, value_parser = parse_rounding)]
         qat_rounding_bits: Option<Rounding>,
     },
+    /// Compile a finished training run again (from its checkpoint), e.g. with another rounding.
+    Compile {
+        /// The run folder `train` wrote.
+        #[arg(long)]
+        run_dir: PathBuf,
+        /// CIFAR data: folder or archive (calibration images and the test set).
+        #[arg(long)]
+        data: PathBuf,
+        /// The --limit the run was trained with (its first images are the calibration images).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Test images the report measures.
+        #[arg(long, default_value_t = 10_000)]
+        eval_images: usize,
+        /// Default rounding bits written into the model [default: the run's QAT rounding, else 6].
+        #[arg(long, value_parser = parse_rounding)]
+        rounding_bits: Option<Rounding>,
+        /// Also copy the compiled model here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The accuracy table (float, QAT, circuit, FHE simulation at 8…3 rounding bits) with per-stage
     /// accumulator widths and PBS counts, as markdown and an SVG plot.
     Report {
@@ -569,38 +590,18 @@ fn run(cli: Cli) -> Result<(), String> {
             if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
                 return Err("--imagenet-weights needs --arch vgg11 at width 1".into());
             }
-            eprintln!("loading {dataset:?}…");
-            let mut train_set = cifar::load(&data, dataset, Split::Train).map_err(|e| e.to_string())?;
-            if let Some(n) = limit {
-                train_set.truncate(n);
-            }
-            let mut test = cifar::load(&data, dataset, Split::Test).map_err(|e| e.to_string())?;
+            let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
             test.truncate(eval_images);
             let t = train::train(&cfg, &train_set, &test, &run_dir, resume)?;
-            let ds_name = format!("{dataset:?}").to_lowercase();
-            let name = format!("{arch}-{ds_name}");
-            let desc = format!(
-                "{arch} (width {width}) trained on {} {ds_name} training images: {float_epochs} float + {qat_epochs} QAT epochs, \
-                 5-bit weights and activations, {:.2} CPU-hours on {} threads; by `train-host train --arch {arch} --width {width} \
-                 --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} --lr {lr} --qat-lr {qat_lr} --qat-rounding-bits {} --seed {seed}{}{}`.",
-                train_set.len(),
-                t.seconds * rayon::current_num_threads() as f64 / 3600.0,
-                rayon::current_num_threads(),
-                qat_rounding_bits.map_or("none".into(), |b| b.to_string()),
-                limit.map_or(String::new(), |n| format!(" --limit {n}")),
-                if batch_norm { " --batch-norm" } else { "" },
-            );
-            let qcfg = compile::QuantConfig { rounding_bits: rounding_bits.0, ..Default::default() };
-            let calib = &train_set.images[..train_set.images.len().min(train::CALIBRATION_IMAGES * cifar::IMAGE_LEN)];
-            let bytes = compile::compile(&t.net, mean, std, qcfg, calib, Some(&t.scales), &name, &desc, &train_set.names, &|s| eprintln!("{s}"))?;
-            let path = run_dir.join("model.cifhe");
-            std::fs::write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            if let Some(o) = &out {
-                std::fs::write(o, &bytes).map_err(|e| format!("cannot write {}: {e}", o.display()))?;
-            }
-            let m = open_model(&path, &bytes)?;
-            print!("{}", train_report(&m, &t, &cfg, &test)?);
-            println!("wrote {}", out.as_ref().unwrap_or(&path).display());
+            compile_run(&cfg, &t, &train_set, &test, limit, rounding_bits.0, &run_dir, out.as_deref())?;
+        }
+        Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out } => {
+            let (cfg, t) = train::finished(&run_dir)?;
+            let dataset = Kind::for_classes(cfg.classes).ok_or_else(|| format!("the run has {} classes: not a CIFAR run", cfg.classes))?;
+            let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
+            test.truncate(eval_images);
+            let rounding = rounding_bits.map_or(Some(cfg.qat_rounding_bits.map_or(6, |b| b as u8)), |r| r.0);
+            compile_run(&cfg, &t, &train_set, &test, limit, rounding, &run_dir, out.as_deref())?;
         }
         Command::Report { model, data, run_dir, out } => {
             let bytes = read_model(&model)?;
@@ -671,6 +672,61 @@ fn run(cli: Cli) -> Result<(), String> {
             write_section(write, "simulator", &md)?;
         }
     }
+    Ok(())
+}
+
+/// The training set (its first `limit` images) and the test set.
+fn load_train_and_test(data: &Path, dataset: Kind, limit: Option<usize>) -> Result<(cifar::Dataset, cifar::Dataset), String> {
+    eprintln!("loading {dataset:?}…");
+    let mut train_set = cifar::load(data, dataset, Split::Train).map_err(|e| e.to_string())?;
+    if let Some(n) = limit {
+        train_set.truncate(n);
+    }
+    let test = cifar::load(data, dataset, Split::Test).map_err(|e| e.to_string())?;
+    Ok((train_set, test))
+}
+
+/// Compiles a trained network with `rounding_bits` as the model's default (calibrating on the
+/// first training images), writes `model.cifhe` into the run folder (and `out`), and prints the
+/// training report. The model's description says how the run was made.
+#[allow(clippy::too_many_arguments)]
+fn compile_run(
+    cfg: &train::TrainConfig,
+    t: &train::Trained,
+    train_set: &cifar::Dataset,
+    test: &cifar::Dataset,
+    limit: Option<usize>,
+    rounding_bits: Option<u8>,
+    run_dir: &Path,
+    out: Option<&Path>,
+) -> Result<(), String> {
+    let train::TrainConfig { arch, width, float_epochs, qat_epochs, batch, lr, qat_lr, seed, batch_norm, .. } = cfg;
+    let ds_name = format!("{:?}", train_set.kind).to_lowercase();
+    let name = format!("{arch}-{ds_name}");
+    let desc = format!(
+        "{arch} (width {width}) trained on {} {ds_name} training images: {float_epochs} float + {qat_epochs} QAT epochs, \
+         5-bit weights and activations, {:.2} CPU-hours on {} threads; by `train-host train --arch {arch} --width {width} \
+         --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} --lr {lr} --qat-lr {qat_lr} \
+         --qat-rounding-bits {} --rounding-bits {} --seed {seed}{}{}`.",
+        train_set.len(),
+        t.seconds * rayon::current_num_threads() as f64 / 3600.0,
+        rayon::current_num_threads(),
+        cfg.qat_rounding_bits.map_or("none".into(), |b| b.to_string()),
+        rounding_bits.map_or("none".into(), |b| b.to_string()),
+        limit.map_or(String::new(), |n| format!(" --limit {n}")),
+        if *batch_norm { " --batch-norm" } else { "" },
+    );
+    let qcfg = compile::QuantConfig { rounding_bits, ..Default::default() };
+    let calib = &train_set.images[..train_set.images.len().min(train::CALIBRATION_IMAGES * cifar::IMAGE_LEN)];
+    let bytes = compile::compile(&t.net, cfg.mean, cfg.std, qcfg, calib, Some(&t.scales), &name, &desc, &train_set.names, &|s| eprintln!("{s}"))?;
+    let path = run_dir.join("model.cifhe");
+    std::fs::write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if let Some(o) = out {
+        std::fs::write(o, &bytes).map_err(|e| format!("cannot write {}: {e}", o.display()))?;
+    }
+    let m = open_model(&path, &bytes)?;
+    print!("{}", train_report(&m, t, cfg, test)?);
+    println!("wrote {}", out.unwrap_or(&path).display());
     Ok(())
 }
 

@@ -232,6 +232,27 @@ fn calibrate_scales(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig) -> 
         .collect()
 }
 
+/// The finished run in `run` (every float and QAT epoch done), as `train` returned it, and its
+/// settings: what `compile` recompiles without training again.
+pub fn finished(run: &Path) -> Result<(TrainConfig, Trained), String> {
+    let ck = load(run)?.ok_or_else(|| format!("{} holds no training run (no checkpoint.bin)", run.display()))?;
+    let cfg = ck.config;
+    let total = cfg.float_epochs + cfg.qat_epochs;
+    if ck.done < total || ck.scales.is_empty() {
+        return Err(format!(
+            "the run in {} is not finished ({} of {total} epochs{}): resume it with `train --resume` and the same settings",
+            run.display(),
+            ck.done,
+            if cfg.qat_epochs == 0 { ", and no QAT epoch planned" } else { "" }
+        ));
+    }
+    let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
+    let params = ck.params.into_iter().map(|p| p.map(|(weight, bias)| Params { weight, bias })).collect();
+    let net = FloatNet { arch, input: (3, 32, 32), params };
+    let seconds = ck.log.iter().map(|e| e.seconds).sum();
+    Ok((cfg, Trained { net, scales: ck.scales, log: ck.log, seconds }))
+}
+
 /// Whether a checkpoint made with `old` after `done` epochs can continue as `new`: the same
 /// settings, except that the QAT settings may change while no QAT epoch has run (so one float run
 /// can be fine-tuned several ways).

@@ -113,3 +113,36 @@ fn bench_train_times_burn_and_says_when_python_is_missing() {
     let (ok, _, err) = train_host(&["bench-train", "--arch", "tiny", "--batch", "16", "--steps", "1", "--torch", "/nonexistent/python3"]);
     assert!(!ok && err.contains("cannot run /nonexistent/python3"), "{err}");
 }
+
+#[test]
+fn compile_recompiles_a_finished_run_and_refuses_an_unfinished_one() {
+    let dir = std::env::temp_dir().join(format!("cifhe-compile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = train_host::paths::default_data();
+    let (data, run) = (data.to_str().unwrap(), dir.join("run"));
+    let run = run.to_str().unwrap();
+    let small = ["--limit", "600", "--eval-images", "200"];
+    let train = |qat: &str, resume: bool| {
+        let mut args = vec!["train", "--arch", "tiny", "--data", data, "--run-dir", run, "--float-epochs", "1", "--qat-epochs", qat];
+        args.extend(small);
+        if resume {
+            args.push("--resume");
+        }
+        train_host(&args)
+    };
+    let (ok, _, err) = train("0", false);
+    assert!(!ok && err.contains("no quantization-aware epoch"), "{err}");
+    let (ok, _, err) = train_host(&[&["compile", "--run-dir", run, "--data", data][..], &small].concat());
+    assert!(!ok && err.contains("not finished"), "{err}");
+    // The float run takes a QAT phase it was not started with, then compiles at another rounding.
+    let (ok, out, err) = train("1", true);
+    assert!(ok, "{err}");
+    assert!(out.contains("circuit = QAT argmax, Some(6) bits:  100.00%"), "{out}");
+    let model = dir.join("m5.cifhe");
+    let (ok, out, err) = train_host(&[&["compile", "--run-dir", run, "--data", data, "--rounding-bits", "5", "--out", model.to_str().unwrap()][..], &small].concat());
+    assert!(ok, "{err}");
+    assert!(out.contains("FHE simulation, Some(5) bits"), "{out}");
+    let (ok, out, err) = train_host(&["inspect", "--model", model.to_str().unwrap()]);
+    assert!(ok && out.contains("default rounding Some(5)"), "{out}{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
