@@ -116,9 +116,9 @@ pub fn svg(rows: &[Row], title: &str) -> String {
     if let Some(r) = rows.iter().find(|r| r.runtime.starts_with("integer circuit")) {
         let _ = writeln!(
             s,
-            "<line x1=\"{m}\" x2=\"{}\" y1=\"{yy}\" y2=\"{yy}\" stroke=\"#888\" stroke-dasharray=\"6 4\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#555\">no rounding {:.1}%</text>",
+            "<line x1=\"{m}\" x2=\"{}\" y1=\"{yy}\" y2=\"{yy}\" stroke=\"#888\" stroke-dasharray=\"6 4\"/><text x=\"{}\" y=\"{}\" text-anchor=\"start\" fill=\"#555\">no rounding {:.1}%</text>",
             w - m,
-            w - m,
+            m + 6.0,
             y(100.0 * r.accuracy) - 6.0,
             100.0 * r.accuracy,
             yy = y(100.0 * r.accuracy)
