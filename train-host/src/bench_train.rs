@@ -1,8 +1,9 @@
-//! `train-host bench-train`: float training speed of an architecture on burn's CPU backend, and
+//! `train-host bench-train`: float training speed of an architecture on burn's backends, and
 //! PyTorch's on the same network in the same run (`--torch PYTHON`), as the ratio the training
 //! issue asks for. The PyTorch side is `bench/torch_train.py`, fed the layer list as JSON so both
 //! build one network from one description.
 use crate::arch::Arch;
+use crate::backend::Backend;
 use crate::cifar::Dataset;
 use crate::train::{images_per_second, TrainConfig};
 use std::io::Write;
@@ -20,9 +21,13 @@ pub struct Speed {
     pub images_per_second: f64,
 }
 
-/// burn's speed, then PyTorch's when `python` is given.
-pub fn measure(cfg: &TrainConfig, ds: &Dataset, steps: usize, python: Option<&Path>) -> Result<Vec<Speed>, String> {
-    let mut v = vec![Speed { framework: "cifhe (burn 0.22 flex CPU backend)".into(), images_per_second: images_per_second(cfg, ds, steps)? }];
+/// burn's speed on each of `backends`, then PyTorch's when `python` is given.
+pub fn measure(cfg: &TrainConfig, ds: &Dataset, steps: usize, backends: &[Backend], python: Option<&Path>) -> Result<Vec<Speed>, String> {
+    let mut v = Vec::new();
+    for &b in backends {
+        let images_per_second = images_per_second(cfg, ds, steps, &b.device()?)?;
+        v.push(Speed { framework: format!("cifhe ({})", b.describe()), images_per_second });
+    }
     if let Some(python) = python {
         v.push(torch(cfg, steps, python)?);
     }
@@ -69,7 +74,7 @@ pub fn markdown(cfg: &TrainConfig, steps: usize, speeds: &[Speed], command: &str
         crate::bench::cpu_name(),
         rayon::current_num_threads()
     );
-    let _ = writeln!(s, "| framework | training images/s | relative to cifhe |\n|---|---|---|");
+    let _ = writeln!(s, "| framework | training images/s | relative to the first row |\n|---|---|---|");
     for sp in speeds {
         let _ = writeln!(s, "| {} | {:.2} | {:.2}× |", sp.framework, sp.images_per_second, sp.images_per_second / speeds[0].images_per_second);
     }

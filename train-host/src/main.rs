@@ -3,8 +3,10 @@ use cifhe_core::analysis::analyze;
 use cifhe_core::fhe::{Bootstrap, ParamSet};
 use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig};
 use clap::{Parser, Subcommand, ValueEnum};
+use burn::tensor::Device;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use train_host::backend::Backend;
 use train_host::arch::{Arch, FloatNet};
 use train_host::cifar::{self, Kind, Split};
 use train_host::{bench, compile, eval, paths, report, train};
@@ -268,6 +270,9 @@ enum Command {
         /// --rounding-bits]. May differ from the float run being resumed before QAT starts.
         #[arg(long, value_parser = parse_rounding)]
         qat_rounding_bits: Option<Rounding>,
+        /// Where burn runs the network (libtorch needs a build with `--features libtorch`).
+        #[arg(long, value_enum, default_value = "flex")]
+        backend: Backend,
     },
     /// Compile a finished training run again (from its checkpoint), e.g. with another rounding.
     Compile {
@@ -289,6 +294,9 @@ enum Command {
         /// Also copy the compiled model here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Where burn runs the network (libtorch needs a build with `--features libtorch`).
+        #[arg(long, value_enum, default_value = "flex")]
+        backend: Backend,
     },
     /// The accuracy table (float, QAT, circuit, FHE simulation at 8…3 rounding bits) with per-stage
     /// accumulator widths and PBS counts, as markdown and an SVG plot.
@@ -342,6 +350,9 @@ enum Command {
         /// A Python with torch installed: also time PyTorch on the same network.
         #[arg(long)]
         torch: Option<PathBuf>,
+        /// burn backends to time [default: every backend this build has].
+        #[arg(long, value_enum, value_delimiter = ',')]
+        backend: Vec<Backend>,
         /// CIFAR data [default: $CIFHE_DATA or ../shared/data].
         #[arg(long)]
         data: Option<PathBuf>,
@@ -577,8 +588,9 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Train {
             arch, width, dataset, data, run_dir, float_epochs, qat_epochs, batch, lr, qat_lr, smoothing, batch_norm, imagenet_weights, seed, limit,
-            eval_images, resume, out, rounding_bits, qat_rounding_bits,
+            eval_images, resume, out, rounding_bits, qat_rounding_bits, backend,
         } => {
+            let device = backend.device()?;
             let (mean, std) = dataset.normalization();
             let qat_rounding_bits = qat_rounding_bits.unwrap_or(rounding_bits).0.map(u32::from);
             let cfg = train::TrainConfig {
@@ -592,16 +604,17 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
             test.truncate(eval_images);
-            let t = train::train(&cfg, &train_set, &test, &run_dir, resume)?;
-            compile_run(&cfg, &t, &train_set, &test, limit, rounding_bits.0, &run_dir, out.as_deref())?;
+            let t = train::train(&cfg, &train_set, &test, &run_dir, resume, &device)?;
+            compile_run(&cfg, &t, &train_set, &test, limit, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
         }
-        Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out } => {
+        Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out, backend } => {
+            let device = backend.device()?;
             let (cfg, t) = train::finished(&run_dir)?;
             let dataset = Kind::for_classes(cfg.classes).ok_or_else(|| format!("the run has {} classes: not a CIFAR run", cfg.classes))?;
             let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
             test.truncate(eval_images);
             let rounding = rounding_bits.map_or(Some(cfg.qat_rounding_bits.map_or(6, |b| b as u8)), |r| r.0);
-            compile_run(&cfg, &t, &train_set, &test, limit, rounding, &run_dir, out.as_deref())?;
+            compile_run(&cfg, &t, &train_set, &test, limit, rounding, &run_dir, out.as_deref(), &device)?;
         }
         Command::Report { model, data, run_dir, out } => {
             let bytes = read_model(&model)?;
@@ -642,7 +655,8 @@ fn run(cli: Cli) -> Result<(), String> {
             print!("{md}");
             write_section(write, "fhe-costs", &md)?;
         }
-        Command::BenchTrain { arch, width, batch, steps, batch_norm, torch, data, write } => {
+        Command::BenchTrain { arch, width, batch, steps, batch_norm, torch, backend, data, write } => {
+            let backends = if backend.is_empty() { Backend::compiled() } else { backend };
             let (mean, std) = Kind::Cifar10.normalization();
             let cfg = train::TrainConfig {
                 arch: arch.clone(), width, classes: 10, float_epochs: 1, qat_epochs: 0, batch, lr: 2e-3, qat_lr: 2e-4, smoothing: 0.1,
@@ -650,9 +664,11 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let mut ds = cifar::load(&data.unwrap_or_else(paths::default_data), Kind::Cifar10, Split::Train).map_err(|e| e.to_string())?;
             ds.truncate(batch);
-            let speeds = train_host::bench_train::measure(&cfg, &ds, steps, torch.as_deref())?;
+            let speeds = train_host::bench_train::measure(&cfg, &ds, steps, &backends, torch.as_deref())?;
             let command = format!(
-                "cargo run --release -p train-host -- bench-train --arch {arch} --width {width} --batch {batch} --steps {steps}{}{}",
+                "cargo run --release -p train-host{} -- bench-train --arch {arch} --width {width} --batch {batch} --steps {steps} --backend {}{}{}",
+                if backends.iter().any(|&b| b != Backend::Flex) { " --features libtorch" } else { "" },
+                backends.iter().map(|b| b.to_possible_value().expect("named").get_name().to_owned()).collect::<Vec<_>>().join(","),
                 if batch_norm { " --batch-norm" } else { "" },
                 torch.as_ref().map_or(String::new(), |p| format!(" --torch {}", p.display()))
             );
@@ -699,6 +715,7 @@ fn compile_run(
     rounding_bits: Option<u8>,
     run_dir: &Path,
     out: Option<&Path>,
+    device: &Device,
 ) -> Result<(), String> {
     let train::TrainConfig { arch, width, float_epochs, qat_epochs, batch, lr, qat_lr, seed, batch_norm, .. } = cfg;
     let ds_name = format!("{:?}", train_set.kind).to_lowercase();
@@ -725,7 +742,7 @@ fn compile_run(
         std::fs::write(o, &bytes).map_err(|e| format!("cannot write {}: {e}", o.display()))?;
     }
     let m = open_model(&path, &bytes)?;
-    print!("{}", train_report(&m, t, cfg, test)?);
+    print!("{}", train_report(&m, t, cfg, test, device)?);
     println!("wrote {}", out.unwrap_or(&path).display());
     Ok(())
 }
@@ -733,10 +750,10 @@ fn compile_run(
 /// Float, QAT and integer-circuit accuracy of a finished run, and how often the circuit's class
 /// equals the QAT network's: with exact arithmetic (no rounding, no noise), and with both rounding
 /// to the model's bits (the network told the circuit's accumulator widths).
-fn train_report(m: &Model<'_>, t: &train::Trained, cfg: &train::TrainConfig, test: &cifar::Dataset) -> Result<String, String> {
+fn train_report(m: &Model<'_>, t: &train::Trained, cfg: &train::TrainConfig, test: &cifar::Dataset, device: &Device) -> Result<String, String> {
     use std::fmt::Write;
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
-    let net = train_host::net::Net::from_float(&t.net, &burn::tensor::Device::flex()).set_scales(&t.scales, &burn::tensor::Device::flex());
+    let net = train_host::net::Net::from_float(&t.net, device).set_scales(&t.scales, device);
     let quant = train_host::net::quant_for(cfg.mean, cfg.std, cfg.weight_bits, cfg.act_bits);
     let bits = m.rounding_bits();
     let agreement = |a: &[u16], b: &[u16]| {

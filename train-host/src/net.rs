@@ -235,6 +235,11 @@ impl Net {
         FloatNet { arch: arch.clone(), input, params }
     }
 
+    /// The device (backend) the parameters live on: batches for this network are made there.
+    pub fn device(&self) -> Device {
+        self.log_scales.val().device()
+    }
+
     /// The learned scale of each lookup site.
     pub fn scales(&self) -> Vec<f32> {
         to_vec(self.log_scales.val().exp())

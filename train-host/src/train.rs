@@ -161,8 +161,8 @@ fn batch(ds: &Dataset, idx: &[usize], cfg: &TrainConfig, mut rng: Option<&mut Rn
 
 /// Accuracy of the network on `ds` (no augmentation, no gradients).
 pub fn accuracy(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig, quant: Option<&Quant>) -> (f64, Vec<u16>) {
-    let device = Device::flex();
     let model = net.valid();
+    let device = model.device();
     let mut preds = Vec::with_capacity(ds.len());
     let idx: Vec<usize> = (0..ds.len()).collect();
     for chunk in idx.chunks(256) {
@@ -182,8 +182,8 @@ pub const CALIBRATION_IMAGES: usize = 512;
 /// accumulator width measured as the compiler measures it (unrounded accumulators of the
 /// calibration images), so that the rounding-aware forward drops the bits the circuit drops.
 pub fn circuit_rounding(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig, quant: &Quant, bits: u32) -> Rounding {
-    let device = Device::flex();
     let model = net.valid();
+    let device = model.device();
     let exact = quant.clone().with_rounding(None);
     let idx: Vec<usize> = (0..ds.len().min(CALIBRATION_IMAGES)).collect();
     let mut ranges: Vec<(i64, i64)> = Vec::new();
@@ -201,8 +201,8 @@ pub fn circuit_rounding(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig,
 
 /// Initial scales of the lookup sites: a high percentile of each site's float values on a few batches.
 fn calibrate_scales(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig) -> Vec<f32> {
-    let device = Device::flex();
     let model = net.valid();
+    let device = model.device();
     let n = ds.len().min(512);
     let mut values: Vec<Vec<f32>> = Vec::new();
     let idx: Vec<usize> = (0..n).collect();
@@ -271,11 +271,12 @@ fn lr_at(peak: f64, step: usize, total: usize) -> f64 {
     }
 }
 
-/// Trains (or resumes) the run in `run`; `eval` holds the images whose accuracy is logged.
-pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, resume: bool) -> Result<Trained, String> {
+/// Trains (or resumes) the run in `run` on `device`; `eval` holds the images whose accuracy is
+/// logged. The checkpoints do not depend on the device, so a run may resume on another backend.
+pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, resume: bool, device: &Device) -> Result<Trained, String> {
     std::fs::create_dir_all(run).map_err(|e| format!("creating {}: {e}", run.display()))?;
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
-    let device = Device::flex().autodiff();
+    let device = device.clone().autodiff();
     let exact = net::quant_for(cfg.mean, cfg.std, cfg.weight_bits, cfg.act_bits);
     // QAT's quantization: with rounding, re-measured before every epoch and before evaluating
     // (the accumulator widths follow the weights).
@@ -421,11 +422,12 @@ fn step(
     (optim.step(lr, model, grads), l, correct)
 }
 
-/// Training speed of `cfg`'s network in float (images per second over `steps` batches of real
-/// training images, after one warm-up batch): what `bench-train` sets beside PyTorch's.
-pub fn images_per_second(cfg: &TrainConfig, ds: &Dataset, steps: usize) -> Result<f64, String> {
+/// Training speed of `cfg`'s network in float on `device` (images per second over `steps`
+/// batches of real training images, after one warm-up batch): what `bench-train` sets beside
+/// PyTorch's.
+pub fn images_per_second(cfg: &TrainConfig, ds: &Dataset, steps: usize, device: &Device) -> Result<f64, String> {
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
-    let device = Device::flex().autodiff();
+    let device = device.clone().autodiff();
     let float = FloatNet::random(arch.clone(), (3, 32, 32), cfg.seed);
     let mut model = Net::from_float(&float, &device);
     if cfg.batch_norm {

@@ -112,6 +112,10 @@ fn bench_train_times_burn_and_says_when_python_is_missing() {
     assert!(ips > 0.0, "{row}");
     let (ok, _, err) = train_host(&["bench-train", "--arch", "tiny", "--batch", "16", "--steps", "1", "--torch", "/nonexistent/python3"]);
     assert!(!ok && err.contains("cannot run /nonexistent/python3"), "{err}");
+    if !cfg!(feature = "libtorch") {
+        let (ok, _, err) = train_host(&["bench-train", "--arch", "tiny", "--batch", "16", "--steps", "1", "--backend", "libtorch"]);
+        assert!(!ok && err.contains("built without the LibTorch backend"), "{err}");
+    }
 }
 
 #[test]
