@@ -20,15 +20,16 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
         arch: "small".into(), width: 1.0, classes: 10, float_epochs: 3, qat_epochs: 1, batch: 128, lr: 2e-3, qat_lr: 2e-4,
         smoothing: 0.1, weight_bits: 5, act_bits: 5, qat_rounding_bits: Some(6), batch_norm: true, init: None, seed: 7, mean, std,
     };
+    let device = burn::tensor::Device::flex();
     let run = std::env::temp_dir().join(format!("cifhe-train-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run);
-    let t = train(&cfg, &train_set, &test, &run, false).expect("training runs");
+    let t = train(&cfg, &train_set, &test, &run, false, &device).expect("training runs");
     assert_eq!(t.log.len(), 4);
     assert!(run.join("checkpoint.bin").exists() && run.join("log.tsv").exists());
     // A finished run resumes to the same result without training again; a fresh start is refused.
-    let again = train(&cfg, &train_set, &test, &run, true).expect("resume");
+    let again = train(&cfg, &train_set, &test, &run, true, &device).expect("resume");
     assert_eq!(again.scales, t.scales);
-    assert!(train(&cfg, &train_set, &test, &run, false).unwrap_err().contains("--resume"));
+    assert!(train(&cfg, &train_set, &test, &run, false, &device).unwrap_err().contains("--resume"));
 
     let bytes = compile(&t.net, mean, std, QuantConfig::default(), &train_set.images[..512 * 3072], Some(&t.scales), "t", "test", &train_set.names, &|_| {})
         .expect("compiles");
@@ -38,7 +39,6 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
     assert!(circuit.accuracy > 0.25, "short training should clearly beat chance (10%): {}", circuit.accuracy);
 
     let arch = Arch::by_name("small", 10, 1.0).unwrap();
-    let device = burn::tensor::Device::flex();
     let net = Net::from_float(&t.net, &device).set_scales(&t.scales, &device);
     let quant = quant_for(mean, std, 5, 5);
     let (_, qat) = accuracy(&net, &arch, &test, &cfg, Some(&quant));
