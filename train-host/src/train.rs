@@ -359,6 +359,12 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
             seen += idx.len();
             bar.inc(1);
             bar.set_message(format!("loss {:.3}, acc {:.1}%", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64));
+            // Without a terminal (a run in the background, its stderr in a file) the bar is
+            // hidden: say where the epoch stands every tenth of it instead.
+            if bar.is_hidden() && (s + 1) % steps.div_ceil(10) == 0 && s + 1 < steps {
+                let eta = start.elapsed().as_secs_f64() * (steps - s - 1) as f64 / (s + 1) as f64;
+                eprintln!("{phase} epoch {}/{epochs}: {}/{steps} batches, {}, ETA {:.0} s", epoch + 1, s + 1, bar.message(), eta);
+            }
         }
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();
