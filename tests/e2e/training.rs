@@ -3,9 +3,9 @@
 use cifhe_core::{Model, NoiseModel, RunConfig};
 use train_host::arch::Arch;
 use train_host::cifar::{load, Kind, Split};
-use train_host::compile::{compile, QuantConfig};
+use train_host::compile::compile;
 use train_host::eval::evaluate;
-use train_host::net::{quant_for, Net, Rounding};
+use train_host::net::{Net, Rounding};
 use train_host::paths::default_data;
 use train_host::train::{accuracy, train, TrainConfig};
 
@@ -18,7 +18,7 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
     let (mean, std) = Kind::Cifar10.normalization();
     let cfg = TrainConfig {
         arch: "small".into(), width: 1.0, classes: 10, float_epochs: 3, qat_epochs: 1, batch: 128, lr: 2e-3, qat_lr: 2e-4,
-        smoothing: 0.1, weight_bits: 5, act_bits: 5, qat_rounding_bits: Some(6), batch_norm: true, init: None, seed: 7, mean, std,
+        smoothing: 0.1, weight_bits: 5, act_bits: 5, per_channel_weights: true, qat_rounding_bits: Some(6), batch_norm: true, init: None, seed: 7, mean, std,
     };
     let device = burn::tensor::Device::flex();
     let run = std::env::temp_dir().join(format!("cifhe-train-{}", std::process::id()));
@@ -31,7 +31,7 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
     assert_eq!(again.scales, t.scales);
     assert!(train(&cfg, &train_set, &test, &run, false, &device).unwrap_err().contains("--resume"));
 
-    let bytes = compile(&t.net, mean, std, QuantConfig::default(), &train_set.images[..512 * 3072], Some(&t.scales), "t", "test", &train_set.names, &|_| {})
+    let bytes = compile(&t.net, mean, std, cfg.compile_quant(Some(6)), &train_set.images[..512 * 3072], Some(&t.scales), "t", "test", &train_set.names, &|_| {})
         .expect("compiles");
     let model = Model::from_bytes(&bytes).unwrap();
     let exact = RunConfig { rounding_bits: None, noise: NoiseModel::NONE.into(), ..RunConfig::new(&model) };
@@ -40,7 +40,7 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
 
     let arch = Arch::by_name("small", 10, 1.0).unwrap();
     let net = Net::from_float(&t.net, &device).set_scales(&t.scales, &device);
-    let quant = quant_for(mean, std, 5, 5);
+    let quant = cfg.quant();
     let (_, qat) = accuracy(&net, &arch, &test, &cfg, Some(&quant));
     let agree = circuit.predictions.iter().zip(&qat).filter(|(a, b)| a == b).count();
     assert!(agree >= 990, "integer circuit and QAT forward agree on only {agree}/1000 images");

@@ -17,6 +17,8 @@ use std::ops::ControlFlow;
 pub struct QuantConfig {
     /// Bits of the signed, symmetric, narrow-range weight codes.
     pub weight_bits: u32,
+    /// One weight scale per output channel (else one per tensor).
+    pub per_channel_weights: bool,
     /// Bits of the activation (and input) codes.
     pub act_bits: u32,
     /// Percentile of |activation| that sets each activation quantizer's threshold.
@@ -27,7 +29,7 @@ pub struct QuantConfig {
 
 impl Default for QuantConfig {
     fn default() -> Self {
-        QuantConfig { weight_bits: 5, act_bits: 5, percentile: 99.99, rounding_bits: Some(6) }
+        QuantConfig { weight_bits: 5, per_channel_weights: false, act_bits: 5, percentile: 99.99, rounding_bits: Some(6) }
     }
 }
 
@@ -74,18 +76,30 @@ fn thresholds(aff: &Affine, ch: usize, s_out: f64, lo: i32, hi: i32) -> Vec<i32>
         .collect()
 }
 
-fn quantize_weights(w: &[f32], bits: u32) -> (Vec<i8>, f64) {
-    let qmax = ((1 << (bits - 1)) - 1) as f64;
-    let m = w.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-    let s = if m > 0.0 { m / qmax } else { 1.0 };
-    (w.iter().map(|&v| ((v as f64 / s).round_ties_even().clamp(-qmax, qmax)) as i8).collect(), s)
+/// The weight codes of a layer with `out` output channels (weights in output-channel-major
+/// order), and the real value of one code step of each output channel: one scale for the whole
+/// tensor, or one per channel.
+fn quantize_weights(w: &[f32], out: usize, cfg: &QuantConfig) -> (Vec<i8>, Vec<f64>) {
+    let qmax = ((1 << (cfg.weight_bits - 1)) - 1) as f64;
+    let scale = |w: &[f32]| {
+        let m = w.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        if m > 0.0 {
+            m / qmax
+        } else {
+            1.0
+        }
+    };
+    let per_out = w.len() / out;
+    let scales = if cfg.per_channel_weights { w.chunks(per_out).map(scale).collect() } else { vec![scale(w); out] };
+    let codes = w.iter().enumerate().map(|(i, &v)| ((v as f64 / scales[i / per_out]).round_ties_even().clamp(-qmax, qmax)) as i8).collect();
+    (codes, scales)
 }
 
-/// A lookup still to calibrate. Its accumulator's real scale is `factor` times the scale of the
-/// codes it reads, which is known only once the lookup before it is calibrated.
+/// A lookup still to calibrate. Its accumulator's real scale in channel `c` is `factor[c]` times
+/// the scale of the codes it reads, which is known only once the lookup before it is calibrated.
 struct Pending {
     stage: usize,
-    factor: f64,
+    factor: Vec<f64>,
     bias: Vec<f64>,
     relu: bool,
     /// Output codes are never negative (see [`crate::net::sites`]).
@@ -151,7 +165,7 @@ pub fn compile(
         let relu = matches!(layers.get(i + 1), Some(Layer::Relu));
         match (*layer, &net.params[i]) {
             (Layer::Conv { out, k, stride, pad }, Some(p)) => {
-                let (q, s_w) = quantize_weights(&p.weight, cfg.weight_bits);
+                let (q, s_w) = quantize_weights(&p.weight, out, &cfg);
                 b.conv(&q, out, shape_in.0, k, k, stride, pad);
                 pending.push(Pending { stage: b.len(), factor: s_w, bias: p.bias.iter().map(|&v| v as f64).collect(), relu, nonneg: nonneg() });
                 b.lookup(31, 0, 0, &vec![vec![]; out], (0, 0));
@@ -159,14 +173,14 @@ pub fn compile(
             (Layer::AvgPool { k: 1, stride: 1 }, _) | (Layer::Relu, _) => {}
             (Layer::AvgPool { k, stride }, _) => {
                 b.sum_pool(k, stride);
-                pending.push(Pending { stage: b.len(), factor: 1.0 / (k * k) as f64, bias: vec![0.0; shape_in.0], relu: false, nonneg: nonneg() });
+                pending.push(Pending { stage: b.len(), factor: vec![1.0 / (k * k) as f64; shape_in.0], bias: vec![0.0; shape_in.0], relu: false, nonneg: nonneg() });
                 b.lookup(31, 0, 0, &vec![vec![]; shape_in.0], (0, 0));
             }
             (Layer::Linear { out }, Some(p)) => {
                 if i + 1 != layers.len() {
                     return Err("a linear layer is supported only as the last layer".into());
                 }
-                let (q, s_w) = quantize_weights(&p.weight, cfg.weight_bits);
+                let (q, s_w) = quantize_weights(&p.weight, out, &cfg);
                 b.linear(&q, out, Shape { c: shape_in.0, h: shape_in.1, w: shape_in.2 });
                 final_linear = Some((s_w, p.bias.clone()));
             }
@@ -180,7 +194,7 @@ pub fn compile(
     let mut s_x = s_in;
     for (n, p) in pending.iter().enumerate() {
         progress(&format!("calibrating lookup {}/{}", n + 1, pending.len()));
-        let affine = Affine { scale: vec![s_x * p.factor; p.bias.len()], bias: p.bias.clone(), relu: p.relu };
+        let affine = Affine { scale: p.factor.iter().map(|f| s_x * f).collect(), bias: p.bias.clone(), relu: p.relu };
         let obs = observe(&b, p.stage - 1, calib, &affine)?;
         let (lo, hi) = if p.nonneg { (0, half - 1) } else { (-half, half - 1) };
         let s_out = match scales {
@@ -197,7 +211,7 @@ pub fn compile(
         b.set_lookup(p.stage, bits, lo as i8, hi as i8, &t, (obs.min, obs.max));
         s_x = s_out;
     }
-    b.output(&vec![(s_x * s_w_final) as f32; bias_final.len()], &bias_final);
+    b.output(&s_w_final.iter().map(|s| (s_x * s) as f32).collect::<Vec<_>>(), &bias_final);
     let bytes = b.to_bytes();
     Model::from_bytes(&bytes).map_err(|e| format!("compiled model is invalid: {e}"))?;
     Ok(bytes)

@@ -270,6 +270,17 @@ enum Command {
         /// --rounding-bits]. May differ from the float run being resumed before QAT starts.
         #[arg(long, value_parser = parse_rounding)]
         qat_rounding_bits: Option<Rounding>,
+        /// Bits of the signed weight codes. Like every quantization setting, it may differ from
+        /// the float run being resumed before QAT starts.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=8))]
+        weight_bits: u32,
+        /// Bits of the activation (lookup output and input) codes.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=8))]
+        act_bits: u32,
+        /// One weight scale per output channel instead of per tensor (free in the circuit: the
+        /// scales fold into the per-channel lookup tables).
+        #[arg(long)]
+        per_channel_weights: bool,
         /// Where burn runs the network (libtorch needs a build with `--features libtorch`).
         #[arg(long, value_enum, default_value = "flex")]
         backend: Backend,
@@ -588,14 +599,14 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Train {
             arch, width, dataset, data, run_dir, float_epochs, qat_epochs, batch, lr, qat_lr, smoothing, batch_norm, imagenet_weights, seed, limit,
-            eval_images, resume, out, rounding_bits, qat_rounding_bits, backend,
+            eval_images, resume, out, rounding_bits, qat_rounding_bits, weight_bits, act_bits, per_channel_weights, backend,
         } => {
             let device = backend.device()?;
             let (mean, std) = dataset.normalization();
             let qat_rounding_bits = qat_rounding_bits.unwrap_or(rounding_bits).0.map(u32::from);
             let cfg = train::TrainConfig {
                 arch: arch.clone(), width, classes: dataset.classes(), float_epochs, qat_epochs, batch, lr, qat_lr,
-                smoothing, weight_bits: 5, act_bits: 5, qat_rounding_bits, batch_norm, seed, mean, std,
+                smoothing, weight_bits, act_bits, per_channel_weights, qat_rounding_bits, batch_norm, seed, mean, std,
                 init: imagenet_weights.as_ref().map(|p| p.display().to_string()),
             };
             Arch::by_name(&arch, dataset.classes(), width)?;
@@ -660,7 +671,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let (mean, std) = Kind::Cifar10.normalization();
             let cfg = train::TrainConfig {
                 arch: arch.clone(), width, classes: 10, float_epochs: 1, qat_epochs: 0, batch, lr: 2e-3, qat_lr: 2e-4, smoothing: 0.1,
-                weight_bits: 5, act_bits: 5, qat_rounding_bits: None, batch_norm, init: None, seed: 0, mean, std,
+                weight_bits: 5, act_bits: 5, per_channel_weights: false, qat_rounding_bits: None, batch_norm, init: None, seed: 0, mean, std,
             };
             let mut ds = cifar::load(&data.unwrap_or_else(paths::default_data), Kind::Cifar10, Split::Train).map_err(|e| e.to_string())?;
             ds.truncate(batch);
@@ -717,23 +728,27 @@ fn compile_run(
     out: Option<&Path>,
     device: &Device,
 ) -> Result<(), String> {
-    let train::TrainConfig { arch, width, float_epochs, qat_epochs, batch, lr, qat_lr, seed, batch_norm, .. } = cfg;
+    let train::TrainConfig { arch, width, float_epochs, qat_epochs, batch, lr, qat_lr, seed, batch_norm, weight_bits, act_bits, per_channel_weights, .. } =
+        cfg;
     let ds_name = format!("{:?}", train_set.kind).to_lowercase();
     let name = format!("{arch}-{ds_name}");
     let desc = format!(
         "{arch} (width {width}) trained on {} {ds_name} training images: {float_epochs} float + {qat_epochs} QAT epochs, \
-         5-bit weights and activations, {:.2} CPU-hours on {} threads; by `train-host train --arch {arch} --width {width} \
-         --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} --lr {lr} --qat-lr {qat_lr} \
-         --qat-rounding-bits {} --rounding-bits {} --seed {seed}{}{}`.",
+         {weight_bits}-bit weights (one scale per {}), {act_bits}-bit activations, {:.2} CPU-hours on {} threads; by `train-host \
+         train --arch {arch} --width {width} --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} \
+         --lr {lr} --qat-lr {qat_lr} --weight-bits {weight_bits} --act-bits {act_bits} --qat-rounding-bits {} --rounding-bits {} \
+         --seed {seed}{}{}{}`.",
         train_set.len(),
+        if *per_channel_weights { "output channel" } else { "tensor" },
         t.seconds * rayon::current_num_threads() as f64 / 3600.0,
         rayon::current_num_threads(),
         cfg.qat_rounding_bits.map_or("none".into(), |b| b.to_string()),
         rounding_bits.map_or("none".into(), |b| b.to_string()),
         limit.map_or(String::new(), |n| format!(" --limit {n}")),
         if *batch_norm { " --batch-norm" } else { "" },
+        if *per_channel_weights { " --per-channel-weights" } else { "" },
     );
-    let qcfg = compile::QuantConfig { rounding_bits, ..Default::default() };
+    let qcfg = cfg.compile_quant(rounding_bits);
     let calib = &train_set.images[..train_set.images.len().min(train::CALIBRATION_IMAGES * cifar::IMAGE_LEN)];
     let bytes = compile::compile(&t.net, cfg.mean, cfg.std, qcfg, calib, Some(&t.scales), &name, &desc, &train_set.names, &|s| eprintln!("{s}"))?;
     let path = run_dir.join("model.cifhe");
@@ -754,7 +769,7 @@ fn train_report(m: &Model<'_>, t: &train::Trained, cfg: &train::TrainConfig, tes
     use std::fmt::Write;
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
     let net = train_host::net::Net::from_float(&t.net, device).set_scales(&t.scales, device);
-    let quant = train_host::net::quant_for(cfg.mean, cfg.std, cfg.weight_bits, cfg.act_bits);
+    let quant = cfg.quant();
     let bits = m.rounding_bits();
     let agreement = |a: &[u16], b: &[u16]| {
         let agree = a.iter().zip(b).filter(|(a, b)| a == b).count();

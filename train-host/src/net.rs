@@ -2,13 +2,12 @@
 //!
 //! Quantization-aware mode mirrors the integer circuit `compile` produces, operation for
 //! operation: the input is quantized with the same scale as the input table; weights are signed,
-//! symmetric, narrow-range codes with one scale per tensor; every lookup site (after each
+//! symmetric, narrow-range codes with one scale per tensor or per output channel; every lookup site (after each
 //! convolution and its ReLU, after each non-identity pool) quantizes with a learned scale; with a
 //! [`Rounding`], each lookup first reads its integer accumulator with the low bits dropped, as the
 //! TFHE lookups will (rounding-aware training). Rounding uses a straight-through estimator, so
 //! gradients reach the weights and the scales.
 use crate::arch::{shapes, Arch, FloatNet, Layer, Params};
-use crate::compile::input_scale;
 use burn::module::{Module, Param};
 use burn::tensor::activation::relu;
 use burn::tensor::module::{avg_pool2d, conv2d};
@@ -39,6 +38,9 @@ pub type NormState = [Vec<f32>; 4];
 pub struct Quant {
     /// Bits of the weight codes.
     pub weight_bits: u32,
+    /// One weight scale per output channel (else one per tensor). Free in the circuit: each
+    /// channel's scale folds into that channel's lookup table.
+    pub per_channel_weights: bool,
     /// Bits of the activation codes.
     pub act_bits: u32,
     /// Scale of the input codes (fixed: it is folded into the input table).
@@ -281,17 +283,20 @@ impl Net {
                 None => x,
             }
         };
-        // The (fake-quantized) weights of layer `p`, and the real value of one weight step.
+        // The (fake-quantized) weights of layer `p`, and the real value of one weight step of each
+        // output channel, shaped `[1, out, 1, 1]` like the layer's output.
         let weight = |p: usize| -> (Tensor<4>, Option<Tensor<4>>) {
             let w = self.weights[p].val();
-            match quant {
-                Some(q) => {
-                    let qmax = half(q.weight_bits) - 1.0;
-                    let s = scalar_as::<4>(w.clone().abs().max().detach().reshape([1]) / qmax).clamp_min(1e-12);
-                    (fake_quant(w, s.clone(), -qmax, qmax), Some(s))
-                }
-                None => (w, None),
-            }
+            let Some(q) = quant else { return (w, None) };
+            let qmax = half(q.weight_bits) - 1.0;
+            let max = if q.per_channel_weights {
+                w.clone().abs().max_dim(1).max_dim(2).max_dim(3)
+            } else {
+                scalar_as::<4>(w.clone().abs().max().reshape([1]))
+            };
+            let s = (max.detach() / qmax).clamp_min(1e-12);
+            let wq = fake_quant(w, s.clone(), -qmax, qmax);
+            (wq, Some(s.swap_dims(0, 1)))
         };
         // The accumulator of `site`'s lookup (integer step worth `unit`), rounded when the lookups round.
         let mut acc_ranges = Vec::new();
@@ -348,9 +353,4 @@ impl Net {
 /// The float values of a tensor.
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().expect("float tensor")
-}
-
-/// The fake-quant settings matching `compile` for a dataset's normalisation.
-pub fn quant_for(mean: [f32; 3], std: [f32; 3], weight_bits: u32, act_bits: u32) -> Quant {
-    Quant { weight_bits, act_bits, input_scale: input_scale(mean, std, act_bits) as f32, rounding: None }
 }

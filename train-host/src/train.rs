@@ -5,6 +5,7 @@
 //! atomically), `log.tsv` (one line per epoch) and, at the end, `model.cifhe`.
 use crate::arch::{Arch, FloatNet, Params};
 use crate::cifar::{Dataset, IMAGE_LEN};
+use crate::compile::{input_scale, QuantConfig};
 use crate::net::{self, Net, Probe, Quant, Rounding};
 use cifhe_core::analysis::signed_bits;
 use burn::module::Module;
@@ -42,6 +43,10 @@ pub struct TrainConfig {
     pub weight_bits: u32,
     /// Activation bits.
     pub act_bits: u32,
+    /// One weight scale per output channel instead of one per tensor. Written after the
+    /// checkpoint proper ([`LaterSettings`]), like every setting added since the first runs.
+    #[serde(skip)]
+    pub per_channel_weights: bool,
     /// Bits the lookups keep of their accumulators during QAT (rounding-aware training), `None`
     /// for unrounded accumulators.
     pub qat_rounding_bits: Option<u32>,
@@ -55,6 +60,31 @@ pub struct TrainConfig {
     pub mean: [f32; 3],
     /// Normalisation standard deviation.
     pub std: [f32; 3],
+}
+
+impl TrainConfig {
+    /// The quantization QAT trains with (exact accumulators).
+    pub fn quant(&self) -> Quant {
+        Quant {
+            weight_bits: self.weight_bits,
+            per_channel_weights: self.per_channel_weights,
+            act_bits: self.act_bits,
+            input_scale: input_scale(self.mean, self.std, self.act_bits) as f32,
+            rounding: None,
+        }
+    }
+
+    /// The quantization the compiler applies to a network trained so, with `rounding_bits` as the
+    /// model's default rounding.
+    pub fn compile_quant(&self, rounding_bits: Option<u8>) -> QuantConfig {
+        QuantConfig {
+            weight_bits: self.weight_bits,
+            per_channel_weights: self.per_channel_weights,
+            act_bits: self.act_bits,
+            rounding_bits,
+            ..QuantConfig::default()
+        }
+    }
 }
 
 /// One line of the log.
@@ -88,6 +118,14 @@ struct Checkpoint {
     log: Vec<EpochLog>,
 }
 
+/// Settings added to [`TrainConfig`] after the first checkpoints were written. Postcard is not
+/// self-describing, so they follow the checkpoint in the file: older files end before them and
+/// mean the defaults, which were the only behaviour then. (A later addition appends the same way.)
+#[derive(Serialize, Deserialize, Default)]
+struct LaterSettings {
+    per_channel_weights: bool,
+}
+
 /// The result of a finished run.
 #[derive(Debug)]
 pub struct Trained {
@@ -106,7 +144,9 @@ fn checkpoint_path(run: &Path) -> PathBuf {
 }
 
 fn save(run: &Path, ck: &Checkpoint) -> Result<(), String> {
-    let bytes = postcard::to_stdvec(ck).map_err(|e| e.to_string())?;
+    let later = LaterSettings { per_channel_weights: ck.config.per_channel_weights };
+    let mut bytes = postcard::to_stdvec(ck).map_err(|e| e.to_string())?;
+    bytes.extend(postcard::to_stdvec(&later).map_err(|e| e.to_string())?);
     let tmp = run.join("checkpoint.bin.tmp");
     std::fs::write(&tmp, bytes).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, checkpoint_path(run)).map_err(|e| format!("saving checkpoint: {e}"))
@@ -118,7 +158,11 @@ fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
         return Ok(None);
     }
     let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    postcard::from_bytes(&bytes).map(Some).map_err(|e| format!("{} is not a cifhe checkpoint: {e}", path.display()))
+    let invalid = |e: postcard::Error| format!("{} is not a cifhe checkpoint: {e}", path.display());
+    let (mut ck, rest) = postcard::take_from_bytes::<Checkpoint>(&bytes).map_err(invalid)?;
+    let later: LaterSettings = if rest.is_empty() { LaterSettings::default() } else { postcard::from_bytes(rest).map_err(invalid)? };
+    ck.config.per_channel_weights = later.per_channel_weights;
+    Ok(Some(ck))
 }
 
 /// Normalised (and, with `rng`, augmented: random crop with 4-pixel padding, horizontal flip)
@@ -257,7 +301,15 @@ pub fn finished(run: &Path) -> Result<(TrainConfig, Trained), String> {
 /// settings, except that the QAT settings may change while no QAT epoch has run (so one float run
 /// can be fine-tuned several ways).
 fn resumable(old: &TrainConfig, new: &TrainConfig, done: usize) -> bool {
-    let float_part = |c: &TrainConfig| TrainConfig { qat_epochs: 0, qat_lr: 0.0, qat_rounding_bits: None, ..c.clone() };
+    let float_part = |c: &TrainConfig| TrainConfig {
+        qat_epochs: 0,
+        qat_lr: 0.0,
+        qat_rounding_bits: None,
+        weight_bits: 0,
+        act_bits: 0,
+        per_channel_weights: false,
+        ..c.clone()
+    };
     old == new || (done <= old.float_epochs && float_part(old) == float_part(new))
 }
 
@@ -277,7 +329,7 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
     std::fs::create_dir_all(run).map_err(|e| format!("creating {}: {e}", run.display()))?;
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
     let device = device.clone().autodiff();
-    let exact = net::quant_for(cfg.mean, cfg.std, cfg.weight_bits, cfg.act_bits);
+    let exact = cfg.quant();
     // QAT's quantization: with rounding, re-measured before every epoch and before evaluating
     // (the accumulator widths follow the weights).
     let quant_of = |model: &Net| {
@@ -470,18 +522,41 @@ fn append_log(run: &Path, e: &EpochLog) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn config() -> TrainConfig {
+        TrainConfig {
+            arch: "small".into(), width: 1.0, classes: 10, float_epochs: 4, qat_epochs: 0, batch: 128, lr: 2e-3, qat_lr: 2e-4,
+            smoothing: 0.1, weight_bits: 5, act_bits: 5, per_channel_weights: false, qat_rounding_bits: None, batch_norm: false, init: None, seed: 0,
+            mean: [0.5; 3], std: [0.25; 3],
+        }
+    }
+
     #[test]
     fn only_qat_settings_may_change_and_only_before_qat() {
-        let old = TrainConfig {
-            arch: "small".into(), width: 1.0, classes: 10, float_epochs: 4, qat_epochs: 0, batch: 128, lr: 2e-3, qat_lr: 2e-4,
-            smoothing: 0.1, weight_bits: 5, act_bits: 5, qat_rounding_bits: None, batch_norm: false, init: None, seed: 0,
-            mean: [0.5; 3], std: [0.25; 3],
+        let old = config();
+        let qat = TrainConfig {
+            qat_epochs: 2, qat_lr: 1e-4, qat_rounding_bits: Some(5), weight_bits: 4, act_bits: 6, per_channel_weights: true, ..old.clone()
         };
-        let qat = TrainConfig { qat_epochs: 2, qat_lr: 1e-4, qat_rounding_bits: Some(5), ..old.clone() };
         assert!(resumable(&old, &old, 4));
         assert!(resumable(&old, &qat, 4), "a finished float run takes new QAT settings");
         assert!(!resumable(&qat, &old, 5), "not once QAT has started");
         assert!(!resumable(&old, &TrainConfig { lr: 1e-3, ..qat.clone() }, 2), "float settings never change");
         assert!(!resumable(&old, &TrainConfig { seed: 1, ..old.clone() }, 4));
+    }
+
+    #[test]
+    fn checkpoints_keep_later_settings_and_older_files_still_load() {
+        let run = std::env::temp_dir().join(format!("cifhe-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&run).unwrap();
+        let ck = |config| Checkpoint { config, done: 1, params: vec![None], scales: vec![0.5], norms: vec![], log: vec![] };
+        let per_channel = TrainConfig { per_channel_weights: true, ..config() };
+        save(&run, &ck(per_channel.clone())).unwrap();
+        assert_eq!(load(&run).unwrap().unwrap().config, per_channel);
+        // A checkpoint as the first runs wrote it: no later settings after it.
+        std::fs::write(checkpoint_path(&run), postcard::to_stdvec(&ck(per_channel)).unwrap()).unwrap();
+        let old = load(&run).unwrap().unwrap();
+        assert_eq!((old.config, old.done, old.scales), (config(), 1, vec![0.5]));
+        std::fs::write(checkpoint_path(&run), b"not a checkpoint").unwrap();
+        assert!(load(&run).err().is_some_and(|e| e.contains("is not a cifhe checkpoint")));
+        std::fs::remove_dir_all(&run).unwrap();
     }
 }
