@@ -230,6 +230,11 @@ enum Command {
         /// Quantization-aware epochs.
         #[arg(long, default_value_t = 2)]
         qat_epochs: usize,
+        /// The first float epochs train only the classifier, then all layers train (the
+        /// reference's two stages for a network adapted from ImageNet; each stage has its own
+        /// warm-up and cosine schedule at --lr).
+        #[arg(long, default_value_t = 0)]
+        head_epochs: usize,
         /// Batch size.
         #[arg(long, default_value_t = 128)]
         batch: usize,
@@ -598,7 +603,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("wrote {} ({} bytes)", out.display(), bytes.len());
         }
         Command::Train {
-            arch, width, dataset, data, run_dir, float_epochs, qat_epochs, batch, lr, qat_lr, smoothing, batch_norm, imagenet_weights, seed, limit,
+            arch, width, dataset, data, run_dir, float_epochs, qat_epochs, head_epochs, batch, lr, qat_lr, smoothing, batch_norm, imagenet_weights, seed, limit,
             eval_images, resume, out, rounding_bits, qat_rounding_bits, weight_bits, act_bits, per_channel_weights, backend,
         } => {
             let device = backend.device()?;
@@ -607,7 +612,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let cfg = train::TrainConfig {
                 arch: arch.clone(), width, classes: dataset.classes(), float_epochs, qat_epochs, batch, lr, qat_lr,
                 smoothing, weight_bits, act_bits, per_channel_weights, qat_rounding_bits, batch_norm, seed, mean, std,
-                init: imagenet_weights.as_ref().map(|p| p.display().to_string()),
+                init: imagenet_weights.as_ref().map(|p| p.display().to_string()), head_epochs,
             };
             Arch::by_name(&arch, dataset.classes(), width)?;
             if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
@@ -654,7 +659,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 let p = p.as_ref().expect("parameters");
                 println!("features.{index:<2} -> {layer:?}: {} weights, {} biases", p.weight.len(), p.bias.len());
             }
-            println!("classifier dropped; new Linear(512, {classes}). Train with: train --arch vgg11 --imagenet-weights {}", weights.display());
+            println!("classifier dropped; new Linear(512, {classes}). Train with: train --arch vgg11 --imagenet-weights {} --head-epochs 2", weights.display());
         }
         Command::Inspect { model } => {
             let bytes = read_model(&model)?;
@@ -672,6 +677,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let cfg = train::TrainConfig {
                 arch: arch.clone(), width, classes: 10, float_epochs: 1, qat_epochs: 0, batch, lr: 2e-3, qat_lr: 2e-4, smoothing: 0.1,
                 weight_bits: 5, act_bits: 5, per_channel_weights: false, qat_rounding_bits: None, batch_norm, init: None, seed: 0, mean, std,
+                head_epochs: 0,
             };
             let mut ds = cifar::load(&data.unwrap_or_else(paths::default_data), Kind::Cifar10, Split::Train).map_err(|e| e.to_string())?;
             ds.truncate(batch);
@@ -728,8 +734,9 @@ fn compile_run(
     out: Option<&Path>,
     device: &Device,
 ) -> Result<(), String> {
-    let train::TrainConfig { arch, width, float_epochs, qat_epochs, batch, lr, qat_lr, seed, batch_norm, weight_bits, act_bits, per_channel_weights, .. } =
-        cfg;
+    let train::TrainConfig {
+        arch, width, float_epochs, qat_epochs, head_epochs, batch, lr, qat_lr, seed, batch_norm, weight_bits, act_bits, per_channel_weights, ..
+    } = cfg;
     let ds_name = format!("{:?}", train_set.kind).to_lowercase();
     let name = format!("{arch}-{ds_name}");
     let desc = format!(
@@ -737,7 +744,7 @@ fn compile_run(
          {weight_bits}-bit weights (one scale per {}), {act_bits}-bit activations, {:.2} CPU-hours on {} threads; by `train-host \
          train --arch {arch} --width {width} --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} \
          --lr {lr} --qat-lr {qat_lr} --weight-bits {weight_bits} --act-bits {act_bits} --qat-rounding-bits {} --rounding-bits {} \
-         --seed {seed}{}{}{}`.",
+         --seed {seed}{}{}{}{}`.",
         train_set.len(),
         if *per_channel_weights { "output channel" } else { "tensor" },
         t.seconds * rayon::current_num_threads() as f64 / 3600.0,
@@ -747,6 +754,7 @@ fn compile_run(
         limit.map_or(String::new(), |n| format!(" --limit {n}")),
         if *batch_norm { " --batch-norm" } else { "" },
         if *per_channel_weights { " --per-channel-weights" } else { "" },
+        if *head_epochs > 0 { format!(" --head-epochs {head_epochs}") } else { String::new() },
     );
     let qcfg = cfg.compile_quant(rounding_bits);
     let calib = &train_set.images[..train_set.images.len().min(train::CALIBRATION_IMAGES * cifar::IMAGE_LEN)];

@@ -8,7 +8,7 @@
 //! TFHE lookups will (rounding-aware training). Rounding uses a straight-through estimator, so
 //! gradients reach the weights and the scales.
 use crate::arch::{shapes, Arch, FloatNet, Layer, Params};
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamId};
 use burn::tensor::activation::relu;
 use burn::tensor::module::{avg_pool2d, conv2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
@@ -235,6 +235,13 @@ impl Net {
             })
             .collect();
         FloatNet { arch: arch.clone(), input, params }
+    }
+
+    /// The classifier's parameters (the final linear layer's): what the first stage of a
+    /// two-stage float training updates.
+    pub fn head_params(&self) -> Vec<ParamId> {
+        let last = self.weights.len() - 1;
+        vec![self.weights[last].id, self.biases[last].id]
     }
 
     /// The device (backend) the parameters live on: batches for this network are made there.

@@ -47,6 +47,11 @@ pub struct TrainConfig {
     /// checkpoint proper ([`LaterSettings`]), like every setting added since the first runs.
     #[serde(skip)]
     pub per_channel_weights: bool,
+    /// The first float epochs train only the classifier (the reference's first stage, for a
+    /// network adapted from ImageNet: the new head learns before it disturbs the features).
+    /// Each stage has its own warm-up and cosine schedule. Stored like `per_channel_weights`.
+    #[serde(skip)]
+    pub head_epochs: usize,
     /// Bits the lookups keep of their accumulators during QAT (rounding-aware training), `None`
     /// for unrounded accumulators.
     pub qat_rounding_bits: Option<u32>,
@@ -90,7 +95,7 @@ impl TrainConfig {
 /// One line of the log.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EpochLog {
-    /// `float` or `qat`.
+    /// `head` (classifier only), `float` or `qat`.
     pub phase: String,
     /// Epoch within the phase, from 1.
     pub epoch: usize,
@@ -124,6 +129,7 @@ struct Checkpoint {
 #[derive(Serialize, Deserialize, Default)]
 struct LaterSettings {
     per_channel_weights: bool,
+    head_epochs: usize,
 }
 
 /// The result of a finished run.
@@ -144,7 +150,7 @@ fn checkpoint_path(run: &Path) -> PathBuf {
 }
 
 fn save(run: &Path, ck: &Checkpoint) -> Result<(), String> {
-    let later = LaterSettings { per_channel_weights: ck.config.per_channel_weights };
+    let later = LaterSettings { per_channel_weights: ck.config.per_channel_weights, head_epochs: ck.config.head_epochs };
     let mut bytes = postcard::to_stdvec(ck).map_err(|e| e.to_string())?;
     bytes.extend(postcard::to_stdvec(&later).map_err(|e| e.to_string())?);
     let tmp = run.join("checkpoint.bin.tmp");
@@ -162,6 +168,7 @@ fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
     let (mut ck, rest) = postcard::take_from_bytes::<Checkpoint>(&bytes).map_err(invalid)?;
     let later: LaterSettings = if rest.is_empty() { LaterSettings::default() } else { postcard::from_bytes(rest).map_err(invalid)? };
     ck.config.per_channel_weights = later.per_channel_weights;
+    ck.config.head_epochs = later.head_epochs;
     Ok(Some(ck))
 }
 
@@ -326,6 +333,9 @@ fn lr_at(peak: f64, step: usize, total: usize) -> f64 {
 /// Trains (or resumes) the run in `run` on `device`; `eval` holds the images whose accuracy is
 /// logged. The checkpoints do not depend on the device, so a run may resume on another backend.
 pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, resume: bool, device: &Device) -> Result<Trained, String> {
+    if cfg.head_epochs > cfg.float_epochs {
+        return Err(format!("{} classifier-only epochs do not fit in {} float epochs", cfg.head_epochs, cfg.float_epochs));
+    }
     std::fs::create_dir_all(run).map_err(|e| format!("creating {}: {e}", run.display()))?;
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
     let device = device.clone().autodiff();
@@ -374,24 +384,29 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
     let mut phase_of_optim = None;
     while done < total {
         let qat = done >= cfg.float_epochs;
+        let head_only = done < cfg.head_epochs;
         if qat && scales.is_empty() {
             model = model.fold_norms(&arch, &device);
             scales = calibrate_scales(&model, &arch, train, cfg);
             model = model.set_scales(&scales, &device);
         }
-        if phase_of_optim != Some(qat) {
+        let (phase, epoch, epochs, peak) = if qat {
+            ("qat", done - cfg.float_epochs, cfg.qat_epochs, cfg.qat_lr)
+        } else if head_only {
+            ("head", done, cfg.head_epochs, cfg.lr)
+        } else {
+            ("float", done - cfg.head_epochs, cfg.float_epochs - cfg.head_epochs, cfg.lr)
+        };
+        if phase_of_optim != Some(phase) {
             // A fresh optimizer per phase (and after a resume: Adam's moments re-warm within a few steps).
             optim = AdamConfig::new().init();
-            phase_of_optim = Some(qat);
+            phase_of_optim = Some(phase);
         }
-        let (epoch, epochs, peak) =
-            if qat { (done - cfg.float_epochs, cfg.qat_epochs, cfg.qat_lr) } else { (done, cfg.float_epochs, cfg.lr) };
         let mut rng = Rng::new(cfg.seed, 1000 + done as u64);
         let mut order: Vec<usize> = (0..train.len()).collect();
         for i in (1..order.len()).rev() {
             order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
-        let phase = if qat { "qat" } else { "float" };
         let bar = ProgressBar::new(steps as u64);
         bar.set_style(
             ProgressStyle::with_template(&format!("{phase} epoch {}/{epochs} [{{bar:30}}] {{pos}}/{{len}} batches, ETA {{eta}} {{msg}}", epoch + 1))
@@ -405,7 +420,7 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
             let lr = lr_at(peak, epoch * steps + s, epochs * steps);
             let (x, y) = batch(train, idx, cfg, Some(&mut rng), &device);
             let (l, c);
-            (model, l, c) = step(model, &mut optim, &loss_fn, lr, x, y, &arch, quant.as_ref());
+            (model, l, c) = step(model, &mut optim, &loss_fn, lr, x, y, &arch, quant.as_ref(), head_only);
             correct += c;
             loss_sum += l * idx.len() as f64;
             seen += idx.len();
@@ -458,8 +473,9 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
     Ok(Trained { net: model.to_float(&arch, (3, 32, 32)), scales, log, seconds })
 }
 
-/// One optimisation step on a batch: the updated model, the batch's mean loss and how many of
-/// its images the model (before the step) classified right.
+/// One optimisation step on a batch (of the classifier's parameters only if `head_only`): the
+/// updated model, the batch's mean loss and how many of its images the model (before the step)
+/// classified right.
 #[allow(clippy::too_many_arguments)]
 fn step(
     model: Net,
@@ -470,13 +486,19 @@ fn step(
     y: Tensor<1, Int>,
     arch: &Arch,
     quant: Option<&Quant>,
+    head_only: bool,
 ) -> (Net, f64, usize) {
     let logits = model.forward(x, arch, quant, None);
     let n = y.dims()[0];
     let correct = logits.clone().argmax(1).reshape([n]).equal(y.clone()).int().sum().into_scalar::<i64>() as usize;
     let loss = loss_fn.forward(logits, y);
     let l = loss.clone().into_scalar::<f32>() as f64;
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let mut grads = loss.backward();
+    let grads = if head_only {
+        GradientsParams::from_params(&mut grads, &model, &model.head_params())
+    } else {
+        GradientsParams::from_grads(grads, &model)
+    };
     (optim.step(lr, model, grads), l, correct)
 }
 
@@ -501,7 +523,7 @@ pub fn images_per_second(cfg: &TrainConfig, ds: &Dataset, steps: usize, device: 
             start = Instant::now();
         }
         let (x, y) = batch(ds, &idx, cfg, Some(&mut rng), &device);
-        model = step(model, &mut optim, &loss_fn, cfg.lr, x, y, &arch, None).0;
+        model = step(model, &mut optim, &loss_fn, cfg.lr, x, y, &arch, None, false).0;
     }
     Ok((steps * cfg.batch) as f64 / start.elapsed().as_secs_f64())
 }
@@ -526,7 +548,7 @@ mod tests {
         TrainConfig {
             arch: "small".into(), width: 1.0, classes: 10, float_epochs: 4, qat_epochs: 0, batch: 128, lr: 2e-3, qat_lr: 2e-4,
             smoothing: 0.1, weight_bits: 5, act_bits: 5, per_channel_weights: false, qat_rounding_bits: None, batch_norm: false, init: None, seed: 0,
-            mean: [0.5; 3], std: [0.25; 3],
+            mean: [0.5; 3], std: [0.25; 3], head_epochs: 0,
         }
     }
 
@@ -557,6 +579,33 @@ mod tests {
         assert_eq!((old.config, old.done, old.scales), (config(), 1, vec![0.5]));
         std::fs::write(checkpoint_path(&run), b"not a checkpoint").unwrap();
         assert!(load(&run).err().is_some_and(|e| e.contains("is not a cifhe checkpoint")));
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    #[test]
+    fn classifier_only_epochs_leave_the_convolutions_untouched() {
+        let n = 64;
+        let mut rng = Rng::new(3, 0);
+        let images = (0..n * IMAGE_LEN).map(|_| rng.next_u64() as u8).collect();
+        let labels = (0..n).map(|i| (i % 10) as u16).collect();
+        let ds = Dataset { kind: crate::cifar::Kind::Cifar10, images, labels, names: vec![] };
+        let cfg = TrainConfig { arch: "tiny".into(), float_epochs: 2, head_epochs: 1, batch: 32, ..config() };
+        let run = std::env::temp_dir().join(format!("cifhe-head-{}", std::process::id()));
+        let device = Device::flex();
+        assert!(train(&TrainConfig { head_epochs: 3, ..cfg.clone() }, &ds, &ds, &run, false, &device).unwrap_err().contains("do not fit"));
+        // No QAT epoch: training stops with an error after checkpointing the float epochs.
+        let start = FloatNet::random(Arch::by_name("tiny", 10, 1.0).unwrap(), (3, 32, 32), cfg.seed).params;
+        let changed = |cfg: &TrainConfig| -> (Vec<bool>, Vec<String>) {
+            let _ = std::fs::remove_dir_all(&run);
+            assert!(train(cfg, &ds, &ds, &run, false, &device).unwrap_err().contains("no quantization-aware epoch"));
+            let ck = load(&run).unwrap().unwrap();
+            assert_eq!(ck.config.head_epochs, 1);
+            let changed = ck.params.iter().zip(&start).filter_map(|(p, s)| Some(p.as_ref()?.0 != s.as_ref()?.weight)).collect();
+            (changed, ck.log.into_iter().map(|e| e.phase).collect())
+        };
+        let head_only = changed(&TrainConfig { float_epochs: 1, ..cfg.clone() });
+        assert_eq!(head_only, (vec![false, false, true], vec!["head".to_string()]), "only the classifier learns in the first stage");
+        assert_eq!(changed(&cfg), (vec![true, true, true], vec!["head".to_string(), "float".to_string()]), "then every layer does");
         std::fs::remove_dir_all(&run).unwrap();
     }
 }
