@@ -313,6 +313,14 @@ enum Command {
         /// Where burn runs the network (libtorch needs a build with `--features libtorch`).
         #[arg(long, value_enum, default_value = "flex")]
         backend: Backend,
+        /// Compile the run's latest weights without QAT (post-training quantization: each
+        /// lookup's scale from its calibration values), finished or not, into
+        /// `post-training.cifhe`: what QAT starts from.
+        #[arg(long)]
+        post_training: bool,
+        /// With --post-training: one weight scale per output channel, whatever the run's setting.
+        #[arg(long, requires = "post_training")]
+        per_channel_weights: bool,
     },
     /// The accuracy table (float, QAT, circuit, FHE simulation at 8…3 rounding bits) with per-stage
     /// accumulator widths and PBS counts, as markdown and an SVG plot.
@@ -623,7 +631,17 @@ fn run(cli: Cli) -> Result<(), String> {
             let t = train::train(&cfg, &train_set, &test, &run_dir, resume, &device)?;
             compile_run(&cfg, &t, &train_set, &test, limit, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
         }
-        Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out, backend } => {
+        Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out, backend, post_training: true, per_channel_weights } => {
+            let (cfg, net, log) = train::latest(&run_dir, &backend.device()?)?;
+            let cfg = train::TrainConfig { per_channel_weights: per_channel_weights || cfg.per_channel_weights, ..cfg };
+            let dataset = Kind::for_classes(cfg.classes).ok_or_else(|| format!("the run has {} classes: not a CIFAR run", cfg.classes))?;
+            let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
+            test.truncate(eval_images);
+            let rounding = rounding_bits.map_or(Some(6), |r| r.0);
+            let out = out.unwrap_or_else(|| run_dir.join("post-training.cifhe"));
+            compile_post_training(&cfg, &net, &log, &train_set, &test, rounding, &run_dir, &out)?;
+        }
+        Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out, backend, .. } => {
             let device = backend.device()?;
             let (cfg, t) = train::finished(&run_dir)?;
             let dataset = Kind::for_classes(cfg.classes).ok_or_else(|| format!("the run has {} classes: not a CIFAR run", cfg.classes))?;
@@ -767,6 +785,54 @@ fn compile_run(
     let m = open_model(&path, &bytes)?;
     print!("{}", train_report(&m, t, cfg, test, device)?);
     println!("wrote {}", out.unwrap_or(&path).display());
+    Ok(())
+}
+
+/// Compiles `net`, the latest weights of the run in `run_dir` (trained as `log` says), without
+/// QAT into `out`, and prints the circuit's accuracy exact, rounded, and in FHE simulation beside
+/// the network's last logged accuracy.
+#[allow(clippy::too_many_arguments)]
+fn compile_post_training(
+    cfg: &train::TrainConfig,
+    net: &FloatNet,
+    log: &[train::EpochLog],
+    train_set: &cifar::Dataset,
+    test: &cifar::Dataset,
+    rounding_bits: Option<u8>,
+    run_dir: &Path,
+    out: &Path,
+) -> Result<(), String> {
+    let ds_name = format!("{:?}", train_set.kind).to_lowercase();
+    let weights = if cfg.per_channel_weights { " --per-channel-weights" } else { "" };
+    let desc = format!(
+        "{} (width {}) after {} epochs of training, quantized after training (no QAT): {}-bit weights, {}-bit \
+         activations; by `train-host compile --post-training{weights} --run-dir {} --rounding-bits {}`.",
+        cfg.arch,
+        cfg.width,
+        log.len(),
+        cfg.weight_bits,
+        cfg.act_bits,
+        run_dir.display(),
+        rounding_bits.map_or("none".into(), |b| b.to_string()),
+    );
+    let calib = &train_set.images[..train_set.images.len().min(train::CALIBRATION_IMAGES * cifar::IMAGE_LEN)];
+    let name = format!("{}-{ds_name}-post-training", cfg.arch);
+    let qcfg = cfg.compile_quant(rounding_bits);
+    let bytes = compile::compile(net, cfg.mean, cfg.std, qcfg, calib, None, &name, &desc, &train_set.names, &|s| eprintln!("{s}"))?;
+    std::fs::write(out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let m = open_model(out, &bytes)?;
+    let exact = eval::evaluate(&m, test, RunConfig { rounding_bits: None, noise: NoiseModel::NONE.into(), ..RunConfig::new(&m) }, false)?;
+    let rounded = eval::evaluate(&m, test, RunConfig { noise: NoiseModel::NONE.into(), ..RunConfig::new(&m) }, false)?;
+    let simulated = eval::evaluate(&m, test, RunConfig::new(&m), false)?;
+    let bits = m.rounding_bits();
+    println!("\npost-training quantization, one weight scale per {}, on {} test images:", if cfg.per_channel_weights { "output channel" } else { "tensor" }, test.len());
+    if let Some(e) = log.last() {
+        println!("  network after {} epoch {} (log)    {:.2}%", e.phase, e.epoch, 100.0 * e.eval_accuracy);
+    }
+    println!("  integer circuit, no rounding      {:.2}%", 100.0 * exact.accuracy);
+    println!("  integer circuit, {bits:?} bits        {:.2}%", 100.0 * rounded.accuracy);
+    println!("  FHE simulation, {bits:?} bits, 2^-40  {:.2}%", 100.0 * simulated.accuracy);
+    println!("wrote {}", out.display());
     Ok(())
 }
 

@@ -298,10 +298,30 @@ pub fn finished(run: &Path) -> Result<(TrainConfig, Trained), String> {
         ));
     }
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
-    let params = ck.params.into_iter().map(|p| p.map(|(weight, bias)| Params { weight, bias })).collect();
-    let net = FloatNet { arch, input: (3, 32, 32), params };
+    let net = float_net(arch, ck.params);
     let seconds = ck.log.iter().map(|e| e.seconds).sum();
     Ok((cfg, Trained { net, scales: ck.scales, log: ck.log, seconds }))
+}
+
+/// The network of the run in `run` as its last checkpoint holds it, batch normalisation folded
+/// into the convolutions, with the run's settings and log: what post-training quantization
+/// compiles, finished run or not.
+pub fn latest(run: &Path, device: &Device) -> Result<(TrainConfig, FloatNet, Vec<EpochLog>), String> {
+    let ck = load(run)?.ok_or_else(|| format!("{} holds no training run (no checkpoint.bin)", run.display()))?;
+    let arch = Arch::by_name(&ck.config.arch, ck.config.classes, ck.config.width)?;
+    let float = float_net(arch.clone(), ck.params);
+    let net = if ck.norms.is_empty() {
+        float
+    } else {
+        Net::from_float(&float, device).with_norms(Some(&ck.norms), device).fold_norms(&arch, device).to_float(&arch, (3, 32, 32))
+    };
+    Ok((ck.config, net, ck.log))
+}
+
+/// The checkpointed parameters as a float network of `arch`.
+fn float_net(arch: Arch, params: Vec<Option<(Vec<f32>, Vec<f32>)>>) -> FloatNet {
+    let params = params.into_iter().map(|p| p.map(|(weight, bias)| Params { weight, bias })).collect();
+    FloatNet { arch, input: (3, 32, 32), params }
 }
 
 /// Whether a checkpoint made with `old` after `done` epochs can continue as `new`: the same
@@ -355,8 +375,7 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
                     ck.config
                 ));
             }
-            let params = ck.params.into_iter().map(|p| p.map(|(weight, bias)| Params { weight, bias })).collect();
-            let float = FloatNet { arch: arch.clone(), input: (3, 32, 32), params };
+            let float = float_net(arch.clone(), ck.params);
             eprintln!("resuming after epoch {} of {}", ck.done, cfg.float_epochs + cfg.qat_epochs);
             let mut m = Net::from_float(&float, &device).set_scales(&ck.scales, &device);
             if !ck.norms.is_empty() {

@@ -140,6 +140,14 @@ fn compile_recompiles_a_finished_run_and_refuses_an_unfinished_one() {
     assert!(!ok && err.contains("no quantization-aware epoch"), "{err}");
     let (ok, _, err) = train_host(&[&["compile", "--run-dir", run, "--data", data][..], &small].concat());
     assert!(!ok && err.contains("not finished"), "{err}");
+    // ... unless quantized after training, as it stands.
+    let (ok, _, err) = train_host(&[&["compile", "--per-channel-weights", "--run-dir", run, "--data", data][..], &small].concat());
+    assert!(!ok && err.contains("--post-training"), "{err}");
+    let post = ["compile", "--post-training", "--per-channel-weights", "--run-dir", run, "--data", data];
+    let (ok, out, err) = train_host(&[&post[..], &small].concat());
+    assert!(ok && out.contains("post-training quantization, one weight scale per output channel, on 200 test images"), "{out}{err}");
+    let (ok, out, err) = train_host(&["inspect", "--model", &format!("{run}/post-training.cifhe")]);
+    assert!(ok && out.contains("no QAT"), "{out}{err}");
     // The float run takes a QAT phase it was not started with, then compiles at another rounding.
     let (ok, out, err) = train("1", true);
     assert!(ok, "{err}");
