@@ -321,6 +321,12 @@ enum Command {
         /// With --post-training: one weight scale per output channel, whatever the run's setting.
         #[arg(long, requires = "post_training")]
         per_channel_weights: bool,
+        /// With --post-training: bits of the weight codes [default: the run's].
+        #[arg(long, requires = "post_training", value_parser = clap::value_parser!(u32).range(2..=8))]
+        weight_bits: Option<u32>,
+        /// With --post-training: bits of the activation codes [default: the run's].
+        #[arg(long, requires = "post_training", value_parser = clap::value_parser!(u32).range(2..=8))]
+        act_bits: Option<u32>,
     },
     /// The accuracy table (float, QAT, circuit, FHE simulation at 8…3 rounding bits) with per-stage
     /// accumulator widths and PBS counts, as markdown and an SVG plot.
@@ -631,9 +637,14 @@ fn run(cli: Cli) -> Result<(), String> {
             let t = train::train(&cfg, &train_set, &test, &run_dir, resume, &device)?;
             compile_run(&cfg, &t, &train_set, &test, limit, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
         }
-        Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out, backend, post_training: true, per_channel_weights } => {
+        Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out, backend, post_training: true, per_channel_weights, weight_bits, act_bits } => {
             let (cfg, net, log) = train::latest(&run_dir, &backend.device()?)?;
-            let cfg = train::TrainConfig { per_channel_weights: per_channel_weights || cfg.per_channel_weights, ..cfg };
+            let cfg = train::TrainConfig {
+                per_channel_weights: per_channel_weights || cfg.per_channel_weights,
+                weight_bits: weight_bits.unwrap_or(cfg.weight_bits),
+                act_bits: act_bits.unwrap_or(cfg.act_bits),
+                ..cfg
+            };
             let dataset = Kind::for_classes(cfg.classes).ok_or_else(|| format!("the run has {} classes: not a CIFAR run", cfg.classes))?;
             let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
             test.truncate(eval_images);
@@ -803,7 +814,12 @@ fn compile_post_training(
     out: &Path,
 ) -> Result<(), String> {
     let ds_name = format!("{:?}", train_set.kind).to_lowercase();
-    let weights = if cfg.per_channel_weights { " --per-channel-weights" } else { "" };
+    let weights = format!(
+        "{} --weight-bits {} --act-bits {}",
+        if cfg.per_channel_weights { " --per-channel-weights" } else { "" },
+        cfg.weight_bits,
+        cfg.act_bits
+    );
     let desc = format!(
         "{} (width {}) after {} epochs of training, quantized after training (no QAT): {}-bit weights, {}-bit \
          activations; by `train-host compile --post-training{weights} --run-dir {} --rounding-bits {}`.",
@@ -825,7 +841,13 @@ fn compile_post_training(
     let rounded = eval::evaluate(&m, test, RunConfig { noise: NoiseModel::NONE.into(), ..RunConfig::new(&m) }, false)?;
     let simulated = eval::evaluate(&m, test, RunConfig::new(&m), false)?;
     let bits = m.rounding_bits();
-    println!("\npost-training quantization, one weight scale per {}, on {} test images:", if cfg.per_channel_weights { "output channel" } else { "tensor" }, test.len());
+    println!(
+        "\npost-training quantization, {}-bit weights with one scale per {}, {}-bit activations, on {} test images:",
+        cfg.weight_bits,
+        if cfg.per_channel_weights { "output channel" } else { "tensor" },
+        cfg.act_bits,
+        test.len()
+    );
     if let Some(e) = log.last() {
         println!("  network after {} epoch {} (log)    {:.2}%", e.phase, e.epoch, 100.0 * e.eval_accuracy);
     }

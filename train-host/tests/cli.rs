@@ -143,11 +143,11 @@ fn compile_recompiles_a_finished_run_and_refuses_an_unfinished_one() {
     // ... unless quantized after training, as it stands.
     let (ok, _, err) = train_host(&[&["compile", "--per-channel-weights", "--run-dir", run, "--data", data][..], &small].concat());
     assert!(!ok && err.contains("--post-training"), "{err}");
-    let post = ["compile", "--post-training", "--per-channel-weights", "--run-dir", run, "--data", data];
+    let post = ["compile", "--post-training", "--per-channel-weights", "--act-bits", "6", "--run-dir", run, "--data", data];
     let (ok, out, err) = train_host(&[&post[..], &small].concat());
-    assert!(ok && out.contains("post-training quantization, one weight scale per output channel, on 200 test images"), "{out}{err}");
+    assert!(ok && out.contains("post-training quantization, 5-bit weights with one scale per output channel, 6-bit activations, on 200 test images"), "{out}{err}");
     let (ok, out, err) = train_host(&["inspect", "--model", &format!("{run}/post-training.cifhe")]);
-    assert!(ok && out.contains("no QAT"), "{out}{err}");
+    assert!(ok && out.contains("no QAT") && out.contains("--act-bits 6"), "{out}{err}");
     // The float run takes a QAT phase it was not started with, then compiles at another rounding.
     let (ok, out, err) = train("1", true);
     assert!(ok, "{err}");
