@@ -775,7 +775,7 @@ fn compile_run(
          --lr {lr} --qat-lr {qat_lr} --weight-bits {weight_bits} --act-bits {act_bits} --qat-rounding-bits {} --rounding-bits {} \
          --seed {seed}{}{}{}{}`.",
         train_set.len(),
-        if *per_channel_weights { "output channel" } else { "tensor" },
+        scale_granularity(*per_channel_weights),
         t.seconds * rayon::current_num_threads() as f64 / 3600.0,
         rayon::current_num_threads(),
         cfg.qat_rounding_bits.map_or("none".into(), |b| b.to_string()),
@@ -786,7 +786,7 @@ fn compile_run(
         if *head_epochs > 0 { format!(" --head-epochs {head_epochs}") } else { String::new() },
     );
     let qcfg = cfg.compile_quant(rounding_bits);
-    let calib = &train_set.images[..train_set.images.len().min(train::CALIBRATION_IMAGES * cifar::IMAGE_LEN)];
+    let calib = train::calibration_images(train_set);
     let bytes = compile::compile(&t.net, cfg.mean, cfg.std, qcfg, calib, Some(&t.scales), &name, &desc, &train_set.names, &|s| eprintln!("{s}"))?;
     let path = run_dir.join("model.cifhe");
     std::fs::write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -831,31 +831,64 @@ fn compile_post_training(
         run_dir.display(),
         rounding_bits.map_or("none".into(), |b| b.to_string()),
     );
-    let calib = &train_set.images[..train_set.images.len().min(train::CALIBRATION_IMAGES * cifar::IMAGE_LEN)];
+    let calib = train::calibration_images(train_set);
     let name = format!("{}-{ds_name}-post-training", cfg.arch);
     let qcfg = cfg.compile_quant(rounding_bits);
     let bytes = compile::compile(net, cfg.mean, cfg.std, qcfg, calib, None, &name, &desc, &train_set.names, &|s| eprintln!("{s}"))?;
     std::fs::write(out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     let m = open_model(out, &bytes)?;
-    let exact = eval::evaluate(&m, test, RunConfig { rounding_bits: None, noise: NoiseModel::NONE.into(), ..RunConfig::new(&m) }, false)?;
-    let rounded = eval::evaluate(&m, test, RunConfig { noise: NoiseModel::NONE.into(), ..RunConfig::new(&m) }, false)?;
-    let simulated = eval::evaluate(&m, test, RunConfig::new(&m), false)?;
-    let bits = m.rounding_bits();
+    let circuit = CircuitAccuracy::measure(&m, test)?;
     println!(
         "\npost-training quantization, {}-bit weights with one scale per {}, {}-bit activations, on {} test images:",
         cfg.weight_bits,
-        if cfg.per_channel_weights { "output channel" } else { "tensor" },
+        scale_granularity(cfg.per_channel_weights),
         cfg.act_bits,
         test.len()
     );
     if let Some(e) = log.last() {
         println!("  network after {} epoch {} (log)    {:.2}%", e.phase, e.epoch, 100.0 * e.eval_accuracy);
     }
-    println!("  integer circuit, no rounding      {:.2}%", 100.0 * exact.accuracy);
-    println!("  integer circuit, {bits:?} bits        {:.2}%", 100.0 * rounded.accuracy);
-    println!("  FHE simulation, {bits:?} bits, 2^-40  {:.2}%", 100.0 * simulated.accuracy);
+    print!("{}", circuit.lines(m.rounding_bits()));
     println!("wrote {}", out.display());
     Ok(())
+}
+
+/// What one weight scale covers, in words.
+fn scale_granularity(per_channel_weights: bool) -> &'static str {
+    if per_channel_weights {
+        "output channel"
+    } else {
+        "tensor"
+    }
+}
+
+/// A compiled model's accuracy on the test set: exact, rounded to its default bits without
+/// noise, and in FHE simulation (rounded, PBS noise at the default p_error).
+struct CircuitAccuracy {
+    exact: eval::Report,
+    rounded: eval::Report,
+    simulated: eval::Report,
+}
+
+impl CircuitAccuracy {
+    fn measure(m: &Model<'_>, test: &cifar::Dataset) -> Result<CircuitAccuracy, String> {
+        let rounded = RunConfig { noise: NoiseModel::NONE.into(), ..RunConfig::new(m) };
+        Ok(CircuitAccuracy {
+            exact: eval::evaluate(m, test, RunConfig { rounding_bits: None, ..rounded }, false)?,
+            rounded: eval::evaluate(m, test, rounded, false)?,
+            simulated: eval::evaluate(m, test, RunConfig::new(m), false)?,
+        })
+    }
+
+    /// The three report lines, the rounding being `bits`.
+    fn lines(&self, bits: Option<u8>) -> String {
+        format!(
+            "  integer circuit, no rounding      {:.2}%\n  integer circuit, {bits:?} bits        {:.2}%\n  FHE simulation, {bits:?} bits, 2^-40  {:.2}%\n",
+            100.0 * self.exact.accuracy,
+            100.0 * self.rounded.accuracy,
+            100.0 * self.simulated.accuracy
+        )
+    }
 }
 
 /// Float, QAT and integer-circuit accuracy of a finished run, and how often the circuit's class
@@ -874,21 +907,16 @@ fn train_report(m: &Model<'_>, t: &train::Trained, cfg: &train::TrainConfig, tes
     let (qat_acc, qat_pred) = train::accuracy(&net, &arch, test, cfg, Some(&quant));
     let rounding = bits.map(|bits| train_host::net::Rounding::of_model(m, bits.into()));
     let (qat_rounded_acc, qat_rounded_pred) = train::accuracy(&net, &arch, test, cfg, Some(&quant.with_rounding(rounding)));
-    let exact = RunConfig { rounding_bits: None, noise: NoiseModel::NONE.into(), ..RunConfig::new(m) };
-    let circuit = eval::evaluate(m, test, exact, false)?;
-    let circuit_rounded = eval::evaluate(m, test, RunConfig { noise: NoiseModel::NONE.into(), ..RunConfig::new(m) }, false)?;
-    let rounded = eval::evaluate(m, test, RunConfig::new(m), false)?;
+    let circuit = CircuitAccuracy::measure(m, test)?;
     let float_acc = t.log.iter().rfind(|e| e.phase == "float").map_or(f64::NAN, |e| e.eval_accuracy);
     let mut s = String::new();
     let _ = writeln!(s, "\naccuracy on {} test images:", test.len());
     let _ = writeln!(s, "  float (last float epoch)          {:.2}%", 100.0 * float_acc);
     let _ = writeln!(s, "  QAT, fake-quant                   {:.2}%", 100.0 * qat_acc);
     let _ = writeln!(s, "  QAT, fake-quant, {bits:?} bits        {:.2}%", 100.0 * qat_rounded_acc);
-    let _ = writeln!(s, "  integer circuit, no rounding      {:.2}%", 100.0 * circuit.accuracy);
-    let _ = writeln!(s, "  integer circuit, {bits:?} bits        {:.2}%", 100.0 * circuit_rounded.accuracy);
-    let _ = writeln!(s, "  FHE simulation, {bits:?} bits, 2^-40  {:.2}%", 100.0 * rounded.accuracy);
-    let _ = writeln!(s, "  circuit = QAT argmax, no rounding: {}", agreement(&circuit.predictions, &qat_pred));
-    let _ = writeln!(s, "  circuit = QAT argmax, {bits:?} bits:  {}", agreement(&circuit_rounded.predictions, &qat_rounded_pred));
+    s += &circuit.lines(bits);
+    let _ = writeln!(s, "  circuit = QAT argmax, no rounding: {}", agreement(&circuit.exact.predictions, &qat_pred));
+    let _ = writeln!(s, "  circuit = QAT argmax, {bits:?} bits:  {}", agreement(&circuit.rounded.predictions, &qat_rounded_pred));
     let _ = writeln!(s, "  training: {:.2} hours wall-clock", t.seconds / 3600.0);
     Ok(s)
 }

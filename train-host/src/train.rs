@@ -172,6 +172,11 @@ fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
     Ok(Some(ck))
 }
 
+/// The checkpoint of the run in `run`, which must exist.
+fn load_run(run: &Path) -> Result<Checkpoint, String> {
+    load(run)?.ok_or_else(|| format!("{} holds no training run (no checkpoint.bin)", run.display()))
+}
+
 /// Normalised (and, with `rng`, augmented: random crop with 4-pixel padding, horizontal flip)
 /// batch of images `idx` of `ds`, as `[n, 3, 32, 32]`, and their labels.
 fn batch(ds: &Dataset, idx: &[usize], cfg: &TrainConfig, mut rng: Option<&mut Rng>, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
@@ -228,6 +233,11 @@ pub fn accuracy(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig, quant: 
 
 /// Images the compiler calibrates on: the first of the training set, unaugmented.
 pub const CALIBRATION_IMAGES: usize = 512;
+
+/// The pixels of `ds`'s calibration images (its first [`CALIBRATION_IMAGES`]), as `compile` takes them.
+pub fn calibration_images(ds: &Dataset) -> &[u8] {
+    &ds.images[..ds.images.len().min(CALIBRATION_IMAGES * IMAGE_LEN)]
+}
 
 /// The rounding to `bits` bits of the circuit that `compile` will make of `net`: each site's
 /// accumulator width measured as the compiler measures it (unrounded accumulators of the
@@ -286,7 +296,7 @@ fn calibrate_scales(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig) -> 
 /// The finished run in `run` (every float and QAT epoch done), as `train` returned it, and its
 /// settings: what `compile` recompiles without training again.
 pub fn finished(run: &Path) -> Result<(TrainConfig, Trained), String> {
-    let ck = load(run)?.ok_or_else(|| format!("{} holds no training run (no checkpoint.bin)", run.display()))?;
+    let ck = load_run(run)?;
     let cfg = ck.config;
     let total = cfg.float_epochs + cfg.qat_epochs;
     if ck.done < total || ck.scales.is_empty() {
@@ -307,7 +317,7 @@ pub fn finished(run: &Path) -> Result<(TrainConfig, Trained), String> {
 /// into the convolutions, with the run's settings and log: what post-training quantization
 /// compiles, finished run or not.
 pub fn latest(run: &Path, device: &Device) -> Result<(TrainConfig, FloatNet, Vec<EpochLog>), String> {
-    let ck = load(run)?.ok_or_else(|| format!("{} holds no training run (no checkpoint.bin)", run.display()))?;
+    let ck = load_run(run)?;
     let arch = Arch::by_name(&ck.config.arch, ck.config.classes, ck.config.width)?;
     let float = float_net(arch.clone(), ck.params);
     let net = if ck.norms.is_empty() {
