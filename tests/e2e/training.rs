@@ -18,7 +18,10 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
     let (mean, std) = Kind::Cifar10.normalization();
     let cfg = TrainConfig {
         arch: "small".into(), width: 1.0, classes: 10, float_epochs: 3, qat_epochs: 1, batch: 128, lr: 2e-3, qat_lr: 2e-4,
-        smoothing: 0.1, weight_bits: 5, act_bits: 5, per_channel_weights: true, qat_rounding_bits: Some(6), batch_norm: true, init: None, seed: 7, mean, std, head_epochs: 0,
+        smoothing: 0.1,
+        // Per-layer widths (wider first and last layers), so that the circuit is checked to
+        // quantize each layer as QAT did.
+        weight_bits: "6,5,5,6".parse().unwrap(), act_bits: "7,5,5,5,5,5,5".parse().unwrap(), per_channel_weights: true, qat_rounding_bits: Some(6), batch_norm: true, init: None, seed: 7, mean, std, head_epochs: 0,
     };
     let device = burn::tensor::Device::flex();
     let run = std::env::temp_dir().join(format!("cifhe-train-{}", std::process::id()));

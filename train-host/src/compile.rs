@@ -5,6 +5,7 @@
 //! Calibration runs the circuit compiled so far (the simulator itself, exact, no noise), so every
 //! lookup is fitted to the accumulators the integer circuit really produces.
 use crate::arch::{shapes, FloatNet, Layer};
+use crate::widths::Widths;
 use cifhe_core::analysis::signed_bits;
 use cifhe_core::builder::ModelBuilder;
 use cifhe_core::model::{round_up, Shape};
@@ -13,14 +14,14 @@ use rayon::prelude::*;
 use std::ops::ControlFlow;
 
 /// Quantization settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QuantConfig {
-    /// Bits of the signed, symmetric, narrow-range weight codes.
-    pub weight_bits: u32,
+    /// Bits of the signed, symmetric, narrow-range weight codes, per layer with weights.
+    pub weight_bits: Widths,
     /// One weight scale per output channel (else one per tensor).
     pub per_channel_weights: bool,
-    /// Bits of the activation (and input) codes.
-    pub act_bits: u32,
+    /// Bits of the activation codes: the input's, then each lookup's.
+    pub act_bits: Widths,
     /// Percentile of |activation| that sets each activation quantizer's threshold.
     pub percentile: f64,
     /// Rounding the model asks for by default.
@@ -29,7 +30,7 @@ pub struct QuantConfig {
 
 impl Default for QuantConfig {
     fn default() -> Self {
-        QuantConfig { weight_bits: 5, per_channel_weights: false, act_bits: 5, percentile: 99.99, rounding_bits: Some(6) }
+        QuantConfig { weight_bits: Widths::uniform(5), per_channel_weights: false, act_bits: Widths::uniform(5), percentile: 99.99, rounding_bits: Some(6) }
     }
 }
 
@@ -76,11 +77,11 @@ fn thresholds(aff: &Affine, ch: usize, s_out: f64, lo: i32, hi: i32) -> Vec<i32>
         .collect()
 }
 
-/// The weight codes of a layer with `out` output channels (weights in output-channel-major
-/// order), and the real value of one code step of each output channel: one scale for the whole
-/// tensor, or one per channel.
-fn quantize_weights(w: &[f32], out: usize, cfg: &QuantConfig) -> (Vec<i8>, Vec<f64>) {
-    let qmax = ((1 << (cfg.weight_bits - 1)) - 1) as f64;
+/// The `bits`-bit weight codes of a layer with `out` output channels (weights in
+/// output-channel-major order), and the real value of one code step of each output channel: one
+/// scale for the whole tensor, or one per channel.
+fn quantize_weights(w: &[f32], out: usize, bits: u32, per_channel: bool) -> (Vec<i8>, Vec<f64>) {
+    let qmax = ((1 << (bits - 1)) - 1) as f64;
     let scale = |w: &[f32]| {
         let m = w.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
         if m > 0.0 {
@@ -90,7 +91,7 @@ fn quantize_weights(w: &[f32], out: usize, cfg: &QuantConfig) -> (Vec<i8>, Vec<f
         }
     };
     let per_out = w.len() / out;
-    let scales = if cfg.per_channel_weights { w.chunks(per_out).map(scale).collect() } else { vec![scale(w); out] };
+    let scales = if per_channel { w.chunks(per_out).map(scale).collect() } else { vec![scale(w); out] };
     let codes = w.iter().enumerate().map(|(i, &v)| ((v as f64 / scales[i / per_out]).round_ties_even().clamp(-qmax, qmax)) as i8).collect();
     (codes, scales)
 }
@@ -140,14 +141,16 @@ pub fn compile(
     if c != 3 || calib.is_empty() || !calib.len().is_multiple_of(c * h * w) {
         return Err("compile needs 3-channel calibration images".into());
     }
-    let half = 1i32 << (cfg.act_bits - 1);
+    crate::widths::fit(&net.arch, &cfg.weight_bits, &cfg.act_bits)?;
+    let half = |bits: u32| 1i32 << (bits - 1);
     // Input: normalisation folded into a table.
-    let s_in = input_scale(mean, std, cfg.act_bits);
+    let s_in = input_scale(mean, std, cfg.act_bits.at(0));
+    let input_half = half(cfg.act_bits.at(0));
     let table: Vec<[i8; 256]> = (0..3)
         .map(|ch| {
             std::array::from_fn(|p| {
                 let x = ((p as f64 / 255.0) - mean[ch] as f64) / std[ch] as f64;
-                ((x / s_in).round_ties_even() as i32).clamp(-half, half - 1) as i8
+                ((x / s_in).round_ties_even() as i32).clamp(-input_half, input_half - 1) as i8
             })
         })
         .collect();
@@ -158,6 +161,8 @@ pub fn compile(
     let mut sites = crate::net::sites(&net.arch).into_iter();
     let mut nonneg = || sites.next().is_some_and(|s| s.nonneg);
     let mut final_linear = None;
+    // Layers with weights seen so far: the index of the next one's weight width.
+    let mut weighted = 0;
     let layer_shapes = shapes(&net.arch, net.input);
     let mut shape_in = net.input;
     let layers = &net.arch.layers;
@@ -165,7 +170,8 @@ pub fn compile(
         let relu = matches!(layers.get(i + 1), Some(Layer::Relu));
         match (*layer, &net.params[i]) {
             (Layer::Conv { out, k, stride, pad }, Some(p)) => {
-                let (q, s_w) = quantize_weights(&p.weight, out, &cfg);
+                let (q, s_w) = quantize_weights(&p.weight, out, cfg.weight_bits.at(weighted), cfg.per_channel_weights);
+                weighted += 1;
                 b.conv(&q, out, shape_in.0, k, k, stride, pad);
                 pending.push(Pending { stage: b.len(), factor: s_w, bias: p.bias.iter().map(|&v| v as f64).collect(), relu, nonneg: nonneg() });
                 b.lookup(31, 0, 0, &vec![vec![]; out], (0, 0));
@@ -180,7 +186,7 @@ pub fn compile(
                 if i + 1 != layers.len() {
                     return Err("a linear layer is supported only as the last layer".into());
                 }
-                let (q, s_w) = quantize_weights(&p.weight, out, &cfg);
+                let (q, s_w) = quantize_weights(&p.weight, out, cfg.weight_bits.at(weighted), cfg.per_channel_weights);
                 b.linear(&q, out, Shape { c: shape_in.0, h: shape_in.1, w: shape_in.2 });
                 final_linear = Some((s_w, p.bias.clone()));
             }
@@ -196,6 +202,7 @@ pub fn compile(
         progress(&format!("calibrating lookup {}/{}", n + 1, pending.len()));
         let affine = Affine { scale: p.factor.iter().map(|f| s_x * f).collect(), bias: p.bias.clone(), relu: p.relu };
         let obs = observe(&b, p.stage - 1, calib, &affine)?;
+        let half = half(cfg.act_bits.at(n + 1));
         let (lo, hi) = if p.nonneg { (0, half - 1) } else { (-half, half - 1) };
         let s_out = match scales {
             Some(s) => *s.get(n).ok_or("fewer learned scales than lookup sites")? as f64,

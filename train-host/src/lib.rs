@@ -15,3 +15,4 @@ pub mod paths;
 pub mod report;
 pub mod serve;
 pub mod train;
+pub mod widths;

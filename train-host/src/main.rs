@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use train_host::backend::Backend;
 use train_host::arch::{Arch, FloatNet};
 use train_host::cifar::{self, Kind, Split};
+use train_host::widths::Widths;
 use train_host::{bench, compile, eval, paths, report, train};
 
 #[derive(Parser)]
@@ -275,13 +276,16 @@ enum Command {
         /// --rounding-bits]. May differ from the float run being resumed before QAT starts.
         #[arg(long, value_parser = parse_rounding)]
         qat_rounding_bits: Option<Rounding>,
-        /// Bits of the signed weight codes. Like every quantization setting, it may differ from
-        /// the float run being resumed before QAT starts.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=8))]
-        weight_bits: u32,
-        /// Bits of the activation (lookup output and input) codes.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=8))]
-        act_bits: u32,
+        /// Bits of the signed weight codes (2–8): one width, or one per layer with weights
+        /// (`8,5,5,5,5,5,5,5,8` for the VGG11's eight convolutions and its linear layer). Like
+        /// every quantization setting, it may differ from the float run being resumed before QAT
+        /// starts.
+        #[arg(long, default_value = "5")]
+        weight_bits: Widths,
+        /// Bits of the activation codes (2–8): one width, or one for the input and then one per
+        /// lookup (after each convolution and each pool); a wrong count names the positions.
+        #[arg(long, default_value = "5")]
+        act_bits: Widths,
         /// One weight scale per output channel instead of per tensor (free in the circuit: the
         /// scales fold into the per-channel lookup tables).
         #[arg(long)]
@@ -321,12 +325,12 @@ enum Command {
         /// With --post-training: one weight scale per output channel, whatever the run's setting.
         #[arg(long, requires = "post_training")]
         per_channel_weights: bool,
-        /// With --post-training: bits of the weight codes [default: the run's].
-        #[arg(long, requires = "post_training", value_parser = clap::value_parser!(u32).range(2..=8))]
-        weight_bits: Option<u32>,
-        /// With --post-training: bits of the activation codes [default: the run's].
-        #[arg(long, requires = "post_training", value_parser = clap::value_parser!(u32).range(2..=8))]
-        act_bits: Option<u32>,
+        /// With --post-training: bits of the weight codes, as for `train` [default: the run's].
+        #[arg(long, requires = "post_training")]
+        weight_bits: Option<Widths>,
+        /// With --post-training: bits of the activation codes, as for `train` [default: the run's].
+        #[arg(long, requires = "post_training")]
+        act_bits: Option<Widths>,
     },
     /// The accuracy table (float, QAT, circuit, FHE simulation at 8…3 rounding bits) with per-stage
     /// accumulator widths and PBS counts, as markdown and an SVG plot.
@@ -705,7 +709,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let (mean, std) = Kind::Cifar10.normalization();
             let cfg = train::TrainConfig {
                 arch: arch.clone(), width, classes: 10, float_epochs: 1, qat_epochs: 0, batch, lr: 2e-3, qat_lr: 2e-4, smoothing: 0.1,
-                weight_bits: 5, act_bits: 5, per_channel_weights: false, qat_rounding_bits: None, batch_norm, init: None, seed: 0, mean, std,
+                weight_bits: Widths::uniform(5), act_bits: Widths::uniform(5), per_channel_weights: false, qat_rounding_bits: None, batch_norm, init: None, seed: 0, mean, std,
                 head_epochs: 0,
             };
             let mut ds = cifar::load(&data.unwrap_or_else(paths::default_data), Kind::Cifar10, Split::Train).map_err(|e| e.to_string())?;
@@ -770,12 +774,14 @@ fn compile_run(
     let name = format!("{arch}-{ds_name}");
     let desc = format!(
         "{arch} (width {width}) trained on {} {ds_name} training images: {float_epochs} float + {qat_epochs} QAT epochs, \
-         {weight_bits}-bit weights (one scale per {}), {act_bits}-bit activations, {:.2} CPU-hours on {} threads; by `train-host \
+         {} weights (one scale per {}), {} activations, {:.2} CPU-hours on {} threads; by `train-host \
          train --arch {arch} --width {width} --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} \
          --lr {lr} --qat-lr {qat_lr} --weight-bits {weight_bits} --act-bits {act_bits} --qat-rounding-bits {} --rounding-bits {} \
          --seed {seed}{}{}{}{}`.",
         train_set.len(),
+        weight_bits.describe(),
         scale_granularity(*per_channel_weights),
+        act_bits.describe(),
         t.seconds * rayon::current_num_threads() as f64 / 3600.0,
         rayon::current_num_threads(),
         cfg.qat_rounding_bits.map_or("none".into(), |b| b.to_string()),
@@ -821,13 +827,13 @@ fn compile_post_training(
         cfg.act_bits
     );
     let desc = format!(
-        "{} (width {}) after {} epochs of training, quantized after training (no QAT): {}-bit weights, {}-bit \
+        "{} (width {}) after {} epochs of training, quantized after training (no QAT): {} weights, {} \
          activations; by `train-host compile --post-training{weights} --run-dir {} --rounding-bits {}`.",
         cfg.arch,
         cfg.width,
         log.len(),
-        cfg.weight_bits,
-        cfg.act_bits,
+        cfg.weight_bits.describe(),
+        cfg.act_bits.describe(),
         run_dir.display(),
         rounding_bits.map_or("none".into(), |b| b.to_string()),
     );
@@ -839,10 +845,10 @@ fn compile_post_training(
     let m = open_model(out, &bytes)?;
     let circuit = CircuitAccuracy::measure(&m, test)?;
     println!(
-        "\npost-training quantization, {}-bit weights with one scale per {}, {}-bit activations, on {} test images:",
-        cfg.weight_bits,
+        "\npost-training quantization, {} weights with one scale per {}, {} activations, on {} test images:",
+        cfg.weight_bits.describe(),
         scale_granularity(cfg.per_channel_weights),
-        cfg.act_bits,
+        cfg.act_bits.describe(),
         test.len()
     );
     if let Some(e) = log.last() {

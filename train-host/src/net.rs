@@ -8,6 +8,7 @@
 //! TFHE lookups will (rounding-aware training). Rounding uses a straight-through estimator, so
 //! gradients reach the weights and the scales.
 use crate::arch::{shapes, Arch, FloatNet, Layer, Params};
+use crate::widths::Widths;
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::activation::relu;
 use burn::tensor::module::{avg_pool2d, conv2d};
@@ -36,13 +37,13 @@ pub type NormState = [Vec<f32>; 4];
 /// How to run the network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quant {
-    /// Bits of the weight codes.
-    pub weight_bits: u32,
+    /// Bits of the weight codes, per layer with weights.
+    pub weight_bits: Widths,
     /// One weight scale per output channel (else one per tensor). Free in the circuit: each
     /// channel's scale folds into that channel's lookup table.
     pub per_channel_weights: bool,
-    /// Bits of the activation codes.
-    pub act_bits: u32,
+    /// Bits of the activation codes: the input's, then each lookup site's.
+    pub act_bits: Widths,
     /// Scale of the input codes (fixed: it is folded into the input table).
     pub input_scale: f32,
     /// The rounding of the accumulators before each lookup (`None`: exact accumulators), as the
@@ -90,6 +91,8 @@ pub struct Probe {
 pub struct Site {
     /// Whether the values there are never negative (after ReLU, or a pool of such values).
     pub nonneg: bool,
+    /// Index of the convolution or pool in the architecture's layers.
+    pub layer: usize,
 }
 
 /// The lookup sites of `arch`, in circuit order.
@@ -100,10 +103,10 @@ pub fn sites(arch: &Arch) -> Vec<Site> {
         match l {
             Layer::Conv { .. } => {
                 nonneg = matches!(arch.layers.get(i + 1), Some(Layer::Relu));
-                v.push(Site { nonneg });
+                v.push(Site { nonneg, layer: i });
             }
             Layer::AvgPool { k: 1, stride: 1 } => {}
-            Layer::AvgPool { .. } => v.push(Site { nonneg }),
+            Layer::AvgPool { .. } => v.push(Site { nonneg, layer: i }),
             _ => {}
         }
     }
@@ -270,7 +273,7 @@ impl Net {
         // Real value of one step of the codes `x` holds (quantized mode only).
         let mut x_scale = quant.map(|q| constant(q.input_scale));
         let mut x = match (quant, &x_scale) {
-            (Some(q), Some(s)) => fake_quant(x, s.clone(), -half(q.act_bits), half(q.act_bits) - 1.0),
+            (Some(q), Some(s)) => fake_quant(x, s.clone(), -half(q.act_bits.at(0)), half(q.act_bits.at(0)) - 1.0),
             _ => x,
         };
         let site_kinds = sites(arch);
@@ -284,8 +287,9 @@ impl Net {
                 Some(q) => {
                     let s = scalar_as(self.log_scales.val().slice(site..site + 1).exp());
                     *x_scale = Some(s.clone().detach());
-                    let lo = if site_kinds[site].nonneg { 0.0 } else { -half(q.act_bits) };
-                    fake_quant(x, s, lo, half(q.act_bits) - 1.0)
+                    let bits = q.act_bits.at(site + 1);
+                    let lo = if site_kinds[site].nonneg { 0.0 } else { -half(bits) };
+                    fake_quant(x, s, lo, half(bits) - 1.0)
                 }
                 None => x,
             }
@@ -295,7 +299,7 @@ impl Net {
         let weight = |p: usize| -> (Tensor<4>, Option<Tensor<4>>) {
             let w = self.weights[p].val();
             let Some(q) = quant else { return (w, None) };
-            let qmax = half(q.weight_bits) - 1.0;
+            let qmax = half(q.weight_bits.at(p)) - 1.0;
             let max = if q.per_channel_weights {
                 w.clone().abs().max_dim(1).max_dim(2).max_dim(3)
             } else {

@@ -7,6 +7,7 @@ use crate::arch::{Arch, FloatNet, Params};
 use crate::cifar::{Dataset, IMAGE_LEN};
 use crate::compile::{input_scale, QuantConfig};
 use crate::net::{self, Net, Probe, Quant, Rounding};
+use crate::widths::Widths;
 use cifhe_core::analysis::signed_bits;
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
@@ -39,10 +40,14 @@ pub struct TrainConfig {
     pub qat_lr: f64,
     /// Label smoothing.
     pub smoothing: f32,
-    /// Weight and activation bits.
-    pub weight_bits: u32,
-    /// Activation bits.
-    pub act_bits: u32,
+    /// Bits of the weight codes, per layer with weights. Checkpoints hold the first width in
+    /// place and the list after the checkpoint proper ([`LaterSettings`]).
+    #[serde(with = "crate::widths::as_first")]
+    pub weight_bits: Widths,
+    /// Bits of the activation codes: the input's, then each lookup site's. Stored like
+    /// `weight_bits`.
+    #[serde(with = "crate::widths::as_first")]
+    pub act_bits: Widths,
     /// One weight scale per output channel instead of one per tensor. Written after the
     /// checkpoint proper ([`LaterSettings`]), like every setting added since the first runs.
     #[serde(skip)]
@@ -71,10 +76,10 @@ impl TrainConfig {
     /// The quantization QAT trains with (exact accumulators).
     pub fn quant(&self) -> Quant {
         Quant {
-            weight_bits: self.weight_bits,
+            weight_bits: self.weight_bits.clone(),
             per_channel_weights: self.per_channel_weights,
-            act_bits: self.act_bits,
-            input_scale: input_scale(self.mean, self.std, self.act_bits) as f32,
+            act_bits: self.act_bits.clone(),
+            input_scale: input_scale(self.mean, self.std, self.act_bits.at(0)) as f32,
             rounding: None,
         }
     }
@@ -83,9 +88,9 @@ impl TrainConfig {
     /// model's default rounding.
     pub fn compile_quant(&self, rounding_bits: Option<u8>) -> QuantConfig {
         QuantConfig {
-            weight_bits: self.weight_bits,
+            weight_bits: self.weight_bits.clone(),
             per_channel_weights: self.per_channel_weights,
-            act_bits: self.act_bits,
+            act_bits: self.act_bits.clone(),
             rounding_bits,
             ..QuantConfig::default()
         }
@@ -132,6 +137,14 @@ struct LaterSettings {
     head_epochs: usize,
 }
 
+/// Per-layer bit widths, appended after [`LaterSettings`]: the full lists, of which the
+/// checkpoint proper holds only the first entries.
+#[derive(Serialize, Deserialize, Default)]
+struct LayerWidths {
+    weight_bits: Vec<u32>,
+    act_bits: Vec<u32>,
+}
+
 /// The result of a finished run.
 #[derive(Debug)]
 pub struct Trained {
@@ -150,9 +163,12 @@ fn checkpoint_path(run: &Path) -> PathBuf {
 }
 
 fn save(run: &Path, ck: &Checkpoint) -> Result<(), String> {
-    let later = LaterSettings { per_channel_weights: ck.config.per_channel_weights, head_epochs: ck.config.head_epochs };
+    let c = &ck.config;
+    let later = LaterSettings { per_channel_weights: c.per_channel_weights, head_epochs: c.head_epochs };
+    let widths = LayerWidths { weight_bits: c.weight_bits.as_slice().to_vec(), act_bits: c.act_bits.as_slice().to_vec() };
     let mut bytes = postcard::to_stdvec(ck).map_err(|e| e.to_string())?;
     bytes.extend(postcard::to_stdvec(&later).map_err(|e| e.to_string())?);
+    bytes.extend(postcard::to_stdvec(&widths).map_err(|e| e.to_string())?);
     let tmp = run.join("checkpoint.bin.tmp");
     std::fs::write(&tmp, bytes).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, checkpoint_path(run)).map_err(|e| format!("saving checkpoint: {e}"))
@@ -166,9 +182,26 @@ fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
     let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let invalid = |e: postcard::Error| format!("{} is not a cifhe checkpoint: {e}", path.display());
     let (mut ck, rest) = postcard::take_from_bytes::<Checkpoint>(&bytes).map_err(invalid)?;
-    let later: LaterSettings = if rest.is_empty() { LaterSettings::default() } else { postcard::from_bytes(rest).map_err(invalid)? };
-    ck.config.per_channel_weights = later.per_channel_weights;
-    ck.config.head_epochs = later.head_epochs;
+    // Each later addition follows the one before; a file ends where its version stopped, and
+    // what it lacks takes the defaults.
+    fn then<'a, T: Default + Deserialize<'a>>(rest: &'a [u8]) -> Result<(T, &'a [u8]), postcard::Error> {
+        if rest.is_empty() {
+            Ok((T::default(), rest))
+        } else {
+            postcard::take_from_bytes(rest)
+        }
+    }
+    let (later, rest) = then::<LaterSettings>(rest).map_err(invalid)?;
+    let (widths, _) = then::<LayerWidths>(rest).map_err(invalid)?;
+    let c = &mut ck.config;
+    c.per_channel_weights = later.per_channel_weights;
+    c.head_epochs = later.head_epochs;
+    // Without the lists, the widths read in place stand (uniform).
+    for (widths, list) in [(&mut c.weight_bits, widths.weight_bits), (&mut c.act_bits, widths.act_bits)] {
+        if !list.is_empty() {
+            *widths = Widths::from_list(list);
+        }
+    }
     Ok(Some(ck))
 }
 
@@ -278,10 +311,11 @@ fn calibrate_scales(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig) -> 
             v.extend(all.iter().step_by(step).map(|x| x.abs()));
         }
     }
-    let top = ((1i32 << (cfg.act_bits - 1)) - 1) as f32;
     values
         .into_iter()
-        .map(|mut v| {
+        .enumerate()
+        .map(|(site, mut v)| {
+            let top = ((1i32 << (cfg.act_bits.at(site + 1) - 1)) - 1) as f32;
             let k = ((v.len() - 1) as f64 * 0.9999) as usize;
             let t = *v.select_nth_unstable_by(k, f32::total_cmp).1;
             if t > 0.0 {
@@ -342,8 +376,8 @@ fn resumable(old: &TrainConfig, new: &TrainConfig, done: usize) -> bool {
         qat_epochs: 0,
         qat_lr: 0.0,
         qat_rounding_bits: None,
-        weight_bits: 0,
-        act_bits: 0,
+        weight_bits: Widths::uniform(0),
+        act_bits: Widths::uniform(0),
         per_channel_weights: false,
         ..c.clone()
     };
@@ -368,6 +402,7 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
     }
     std::fs::create_dir_all(run).map_err(|e| format!("creating {}: {e}", run.display()))?;
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
+    crate::widths::fit(&arch, &cfg.weight_bits, &cfg.act_bits)?;
     let device = device.clone().autodiff();
     let exact = cfg.quant();
     // QAT's quantization: with rounding, re-measured before every epoch and before evaluating
@@ -536,6 +571,7 @@ fn step(
 /// PyTorch's.
 pub fn images_per_second(cfg: &TrainConfig, ds: &Dataset, steps: usize, device: &Device) -> Result<f64, String> {
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
+    crate::widths::fit(&arch, &cfg.weight_bits, &cfg.act_bits)?;
     let device = device.clone().autodiff();
     let float = FloatNet::random(arch.clone(), (3, 32, 32), cfg.seed);
     let mut model = Net::from_float(&float, &device);
@@ -576,7 +612,7 @@ mod tests {
     fn config() -> TrainConfig {
         TrainConfig {
             arch: "small".into(), width: 1.0, classes: 10, float_epochs: 4, qat_epochs: 0, batch: 128, lr: 2e-3, qat_lr: 2e-4,
-            smoothing: 0.1, weight_bits: 5, act_bits: 5, per_channel_weights: false, qat_rounding_bits: None, batch_norm: false, init: None, seed: 0,
+            smoothing: 0.1, weight_bits: Widths::uniform(5), act_bits: Widths::uniform(5), per_channel_weights: false, qat_rounding_bits: None, batch_norm: false, init: None, seed: 0,
             mean: [0.5; 3], std: [0.25; 3], head_epochs: 0,
         }
     }
@@ -585,7 +621,7 @@ mod tests {
     fn only_qat_settings_may_change_and_only_before_qat() {
         let old = config();
         let qat = TrainConfig {
-            qat_epochs: 2, qat_lr: 1e-4, qat_rounding_bits: Some(5), weight_bits: 4, act_bits: 6, per_channel_weights: true, ..old.clone()
+            qat_epochs: 2, qat_lr: 1e-4, qat_rounding_bits: Some(5), weight_bits: Widths::uniform(4), act_bits: "8,6,6,6,6,6,6".parse().unwrap(), per_channel_weights: true, ..old.clone()
         };
         assert!(resumable(&old, &old, 4));
         assert!(resumable(&old, &qat, 4), "a finished float run takes new QAT settings");
@@ -599,13 +635,22 @@ mod tests {
         let run = std::env::temp_dir().join(format!("cifhe-ckpt-{}", std::process::id()));
         std::fs::create_dir_all(&run).unwrap();
         let ck = |config| Checkpoint { config, done: 1, params: vec![None], scales: vec![0.5], norms: vec![], log: vec![] };
-        let per_channel = TrainConfig { per_channel_weights: true, ..config() };
+        let per_layer = TrainConfig { weight_bits: "8,5,8".parse().unwrap(), act_bits: "8,6,6,6,6,6,6".parse().unwrap(), ..config() };
+        let per_channel = TrainConfig { per_channel_weights: true, head_epochs: 2, ..per_layer };
         save(&run, &ck(per_channel.clone())).unwrap();
         assert_eq!(load(&run).unwrap().unwrap().config, per_channel);
-        // A checkpoint as the first runs wrote it: no later settings after it.
-        std::fs::write(checkpoint_path(&run), postcard::to_stdvec(&ck(per_channel)).unwrap()).unwrap();
+        // A checkpoint as the first runs wrote it: no later settings after it; its widths are
+        // the first entries, uniform.
+        let first = postcard::to_stdvec(&ck(per_channel.clone())).unwrap();
+        std::fs::write(checkpoint_path(&run), &first).unwrap();
         let old = load(&run).unwrap().unwrap();
-        assert_eq!((old.config, old.done, old.scales), (config(), 1, vec![0.5]));
+        let uniform_8 = TrainConfig { weight_bits: Widths::uniform(8), act_bits: Widths::uniform(8), ..config() };
+        assert_eq!((old.config, old.done, old.scales), (uniform_8.clone(), 1, vec![0.5]));
+        // One written before per-layer widths: the settings after it stop early.
+        let later = LaterSettings { per_channel_weights: true, head_epochs: 2 };
+        std::fs::write(checkpoint_path(&run), [first, postcard::to_stdvec(&later).unwrap()].concat()).unwrap();
+        let before = TrainConfig { per_channel_weights: true, head_epochs: 2, ..uniform_8 };
+        assert_eq!(load(&run).unwrap().unwrap().config, before);
         std::fs::write(checkpoint_path(&run), b"not a checkpoint").unwrap();
         assert!(load(&run).err().is_some_and(|e| e.contains("is not a cifhe checkpoint")));
         std::fs::remove_dir_all(&run).unwrap();
