@@ -236,6 +236,10 @@ enum Command {
         /// warm-up and cosine schedule at --lr).
         #[arg(long, default_value_t = 0)]
         head_epochs: usize,
+        /// Augment training images with random rotations of up to this many degrees (besides
+        /// random crops and flips; 0: none).
+        #[arg(long, default_value_t = 0.0, value_parser = parse_degrees)]
+        rotate: f32,
         /// Batch size.
         #[arg(long, default_value_t = 128)]
         batch: usize,
@@ -430,6 +434,13 @@ enum Command {
     },
 }
 
+fn parse_degrees(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(d) if (0.0..=45.0).contains(&d) => Ok(d),
+        _ => Err(format!("'{s}' is not a rotation: give degrees from 0 to 45")),
+    }
+}
+
 fn parse_rounding(s: &str) -> Result<Rounding, String> {
     if s.eq_ignore_ascii_case("none") {
         return Ok(Rounding(None));
@@ -621,7 +632,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("wrote {} ({} bytes)", out.display(), bytes.len());
         }
         Command::Train {
-            arch, width, dataset, data, run_dir, float_epochs, qat_epochs, head_epochs, batch, lr, qat_lr, smoothing, batch_norm, imagenet_weights, seed, limit,
+            arch, width, dataset, data, run_dir, float_epochs, qat_epochs, head_epochs, rotate, batch, lr, qat_lr, smoothing, batch_norm, imagenet_weights, seed, limit,
             eval_images, resume, out, rounding_bits, qat_rounding_bits, weight_bits, act_bits, per_channel_weights, backend,
         } => {
             let device = backend.device()?;
@@ -630,7 +641,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let cfg = train::TrainConfig {
                 arch: arch.clone(), width, classes: dataset.classes(), float_epochs, qat_epochs, batch, lr, qat_lr,
                 smoothing, weight_bits, act_bits, per_channel_weights, qat_rounding_bits, batch_norm, seed, mean, std,
-                init: imagenet_weights.as_ref().map(|p| p.display().to_string()), head_epochs,
+                init: imagenet_weights.as_ref().map(|p| p.display().to_string()), head_epochs, rotation_degrees: rotate,
             };
             Arch::by_name(&arch, dataset.classes(), width)?;
             if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
@@ -710,7 +721,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let cfg = train::TrainConfig {
                 arch: arch.clone(), width, classes: 10, float_epochs: 1, qat_epochs: 0, batch, lr: 2e-3, qat_lr: 2e-4, smoothing: 0.1,
                 weight_bits: Widths::uniform(5), act_bits: Widths::uniform(5), per_channel_weights: false, qat_rounding_bits: None, batch_norm, init: None, seed: 0, mean, std,
-                head_epochs: 0,
+                head_epochs: 0, rotation_degrees: 0.0,
             };
             let mut ds = cifar::load(&data.unwrap_or_else(paths::default_data), Kind::Cifar10, Split::Train).map_err(|e| e.to_string())?;
             ds.truncate(batch);
@@ -768,7 +779,8 @@ fn compile_run(
     device: &Device,
 ) -> Result<(), String> {
     let train::TrainConfig {
-        arch, width, float_epochs, qat_epochs, head_epochs, batch, lr, qat_lr, seed, batch_norm, weight_bits, act_bits, per_channel_weights, ..
+        arch, width, float_epochs, qat_epochs, head_epochs, batch, lr, qat_lr, seed, batch_norm, weight_bits, act_bits, per_channel_weights,
+        rotation_degrees, ..
     } = cfg;
     let ds_name = format!("{:?}", train_set.kind).to_lowercase();
     let name = format!("{arch}-{ds_name}");
@@ -777,7 +789,7 @@ fn compile_run(
          {} weights (one scale per {}), {} activations, {:.2} CPU-hours on {} threads; by `train-host \
          train --arch {arch} --width {width} --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} \
          --lr {lr} --qat-lr {qat_lr} --weight-bits {weight_bits} --act-bits {act_bits} --qat-rounding-bits {} --rounding-bits {} \
-         --seed {seed}{}{}{}{}`.",
+         --seed {seed}{}{}{}{}{}`.",
         train_set.len(),
         weight_bits.describe(),
         scale_granularity(*per_channel_weights),
@@ -790,6 +802,7 @@ fn compile_run(
         if *batch_norm { " --batch-norm" } else { "" },
         if *per_channel_weights { " --per-channel-weights" } else { "" },
         if *head_epochs > 0 { format!(" --head-epochs {head_epochs}") } else { String::new() },
+        if *rotation_degrees > 0.0 { format!(" --rotate {rotation_degrees}") } else { String::new() },
     );
     let qcfg = cfg.compile_quant(rounding_bits);
     let calib = train::calibration_images(train_set);

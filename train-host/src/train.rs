@@ -4,6 +4,7 @@
 //! A run folder holds `checkpoint.bin` (weights, learned scales, position, log; written
 //! atomically), `log.tsv` (one line per epoch) and, at the end, `model.cifhe`.
 use crate::arch::{Arch, FloatNet, Params};
+use crate::augment::Transform;
 use crate::cifar::{Dataset, IMAGE_LEN};
 use crate::compile::{input_scale, QuantConfig};
 use crate::net::{self, Net, Probe, Quant, Rounding};
@@ -57,6 +58,10 @@ pub struct TrainConfig {
     /// Each stage has its own warm-up and cosine schedule. Stored like `per_channel_weights`.
     #[serde(skip)]
     pub head_epochs: usize,
+    /// Largest angle, in degrees, of the random rotations that augment training images (0: none).
+    /// Stored like `per_channel_weights`.
+    #[serde(skip)]
+    pub rotation_degrees: f32,
     /// Bits the lookups keep of their accumulators during QAT (rounding-aware training), `None`
     /// for unrounded accumulators.
     pub qat_rounding_bits: Option<u32>,
@@ -137,12 +142,13 @@ struct LaterSettings {
     head_epochs: usize,
 }
 
-/// Per-layer bit widths, appended after [`LaterSettings`]: the full lists, of which the
-/// checkpoint proper holds only the first entries.
+/// The settings added after [`LaterSettings`], appended after it.
 #[derive(Serialize, Deserialize, Default)]
-struct LayerWidths {
+struct LaterSettings2 {
+    /// The full lists of bit widths, of which the checkpoint proper holds only the first entries.
     weight_bits: Vec<u32>,
     act_bits: Vec<u32>,
+    rotation_degrees: f32,
 }
 
 /// The result of a finished run.
@@ -165,10 +171,14 @@ fn checkpoint_path(run: &Path) -> PathBuf {
 fn save(run: &Path, ck: &Checkpoint) -> Result<(), String> {
     let c = &ck.config;
     let later = LaterSettings { per_channel_weights: c.per_channel_weights, head_epochs: c.head_epochs };
-    let widths = LayerWidths { weight_bits: c.weight_bits.as_slice().to_vec(), act_bits: c.act_bits.as_slice().to_vec() };
+    let later2 = LaterSettings2 {
+        weight_bits: c.weight_bits.as_slice().to_vec(),
+        act_bits: c.act_bits.as_slice().to_vec(),
+        rotation_degrees: c.rotation_degrees,
+    };
     let mut bytes = postcard::to_stdvec(ck).map_err(|e| e.to_string())?;
     bytes.extend(postcard::to_stdvec(&later).map_err(|e| e.to_string())?);
-    bytes.extend(postcard::to_stdvec(&widths).map_err(|e| e.to_string())?);
+    bytes.extend(postcard::to_stdvec(&later2).map_err(|e| e.to_string())?);
     let tmp = run.join("checkpoint.bin.tmp");
     std::fs::write(&tmp, bytes).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, checkpoint_path(run)).map_err(|e| format!("saving checkpoint: {e}"))
@@ -192,12 +202,13 @@ fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
         }
     }
     let (later, rest) = then::<LaterSettings>(rest).map_err(invalid)?;
-    let (widths, _) = then::<LayerWidths>(rest).map_err(invalid)?;
+    let (later2, _) = then::<LaterSettings2>(rest).map_err(invalid)?;
     let c = &mut ck.config;
     c.per_channel_weights = later.per_channel_weights;
     c.head_epochs = later.head_epochs;
+    c.rotation_degrees = later2.rotation_degrees;
     // Without the lists, the widths read in place stand (uniform).
-    for (widths, list) in [(&mut c.weight_bits, widths.weight_bits), (&mut c.act_bits, widths.act_bits)] {
+    for (widths, list) in [(&mut c.weight_bits, later2.weight_bits), (&mut c.act_bits, later2.act_bits)] {
         if !list.is_empty() {
             *widths = Widths::from_list(list);
         }
@@ -210,36 +221,13 @@ fn load_run(run: &Path) -> Result<Checkpoint, String> {
     load(run)?.ok_or_else(|| format!("{} holds no training run (no checkpoint.bin)", run.display()))
 }
 
-/// Normalised (and, with `rng`, augmented: random crop with 4-pixel padding, horizontal flip)
-/// batch of images `idx` of `ds`, as `[n, 3, 32, 32]`, and their labels.
+/// Normalised (and, with `rng`, augmented: see [`Transform`]) batch of images `idx` of `ds`, as
+/// `[n, 3, 32, 32]`, and their labels.
 fn batch(ds: &Dataset, idx: &[usize], cfg: &TrainConfig, mut rng: Option<&mut Rng>, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     let mut x = vec![0f32; idx.len() * IMAGE_LEN];
-    for (b, &i) in idx.iter().enumerate() {
-        let img = ds.image(i);
-        let (dy, dx, flip) = match rng.as_deref_mut() {
-            Some(r) => {
-                let v = r.next_u64();
-                ((v % 9) as isize - 4, ((v >> 8) % 9) as isize - 4, (v >> 16) & 1 == 1)
-            }
-            None => (0, 0, false),
-        };
-        for c in 0..3 {
-            let out = &mut x[b * IMAGE_LEN + c * 1024..][..1024];
-            for y in 0..32isize {
-                for xx in 0..32isize {
-                    let (sy, mut sx) = (y + dy, xx + dx);
-                    if flip {
-                        sx = 31 - sx;
-                    }
-                    // Padding is the mean pixel: zero after normalisation.
-                    out[(y * 32 + xx) as usize] = if (0..32).contains(&sy) && (0..32).contains(&sx) {
-                        (img[c * 1024 + (sy * 32 + sx) as usize] as f32 / 255.0 - cfg.mean[c]) / cfg.std[c]
-                    } else {
-                        0.0
-                    };
-                }
-            }
-        }
+    for (out, &i) in x.chunks_mut(IMAGE_LEN).zip(idx) {
+        let t = rng.as_deref_mut().map_or(Transform::IDENTITY, |r| Transform::draw(r, cfg.rotation_degrees));
+        t.apply(ds.image(i), cfg.mean, cfg.std, out);
     }
     let labels: Vec<i64> = idx.iter().map(|&i| ds.labels[i] as i64).collect();
     (
@@ -613,7 +601,7 @@ mod tests {
         TrainConfig {
             arch: "small".into(), width: 1.0, classes: 10, float_epochs: 4, qat_epochs: 0, batch: 128, lr: 2e-3, qat_lr: 2e-4,
             smoothing: 0.1, weight_bits: Widths::uniform(5), act_bits: Widths::uniform(5), per_channel_weights: false, qat_rounding_bits: None, batch_norm: false, init: None, seed: 0,
-            mean: [0.5; 3], std: [0.25; 3], head_epochs: 0,
+            mean: [0.5; 3], std: [0.25; 3], head_epochs: 0, rotation_degrees: 0.0,
         }
     }
 
@@ -636,7 +624,7 @@ mod tests {
         std::fs::create_dir_all(&run).unwrap();
         let ck = |config| Checkpoint { config, done: 1, params: vec![None], scales: vec![0.5], norms: vec![], log: vec![] };
         let per_layer = TrainConfig { weight_bits: "8,5,8".parse().unwrap(), act_bits: "8,6,6,6,6,6,6".parse().unwrap(), ..config() };
-        let per_channel = TrainConfig { per_channel_weights: true, head_epochs: 2, ..per_layer };
+        let per_channel = TrainConfig { per_channel_weights: true, head_epochs: 2, rotation_degrees: 7.5, ..per_layer };
         save(&run, &ck(per_channel.clone())).unwrap();
         assert_eq!(load(&run).unwrap().unwrap().config, per_channel);
         // A checkpoint as the first runs wrote it: no later settings after it; its widths are
