@@ -5,7 +5,7 @@
 //! Calibration runs the circuit compiled so far (the simulator itself, exact, no noise), so every
 //! lookup is fitted to the accumulators the integer circuit really produces.
 use crate::arch::{shapes, FloatNet, Layer};
-use crate::widths::Widths;
+use crate::widths::{act_codes, weight_qmax, Widths};
 use cifhe_core::analysis::signed_bits;
 use cifhe_core::builder::ModelBuilder;
 use cifhe_core::model::{round_up, Shape};
@@ -81,7 +81,7 @@ fn thresholds(aff: &Affine, ch: usize, s_out: f64, lo: i32, hi: i32) -> Vec<i32>
 /// output-channel-major order), and the real value of one code step of each output channel: one
 /// scale for the whole tensor, or one per channel.
 fn quantize_weights(w: &[f32], out: usize, bits: u32, per_channel: bool) -> (Vec<i8>, Vec<f64>) {
-    let qmax = ((1 << (bits - 1)) - 1) as f64;
+    let qmax = weight_qmax(bits) as f64;
     let scale = |w: &[f32]| {
         let m = w.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
         if m > 0.0 {
@@ -117,7 +117,7 @@ struct Observed {
 /// Scale of the input codes: the whole normalised pixel range maps onto the signed codes, so the
 /// input quantizer never clips. Shared by the compiler and the quantization-aware network.
 pub fn input_scale(mean: [f32; 3], std: [f32; 3], act_bits: u32) -> f64 {
-    let half = (1i32 << (act_bits - 1)) as f64;
+    let half = -act_codes(act_bits, false).0 as f64;
     (0..3).map(|ch| ((0.0 - mean[ch]) / std[ch]).abs().max(((1.0 - mean[ch]) / std[ch]).abs())).fold(0f32, f32::max) as f64 / half
 }
 
@@ -142,15 +142,14 @@ pub fn compile(
         return Err("compile needs 3-channel calibration images".into());
     }
     crate::widths::fit(&net.arch, &cfg.weight_bits, &cfg.act_bits)?;
-    let half = |bits: u32| 1i32 << (bits - 1);
     // Input: normalisation folded into a table.
     let s_in = input_scale(mean, std, cfg.act_bits.at(0));
-    let input_half = half(cfg.act_bits.at(0));
+    let (in_lo, in_hi) = act_codes(cfg.act_bits.at(0), false);
     let table: Vec<[i8; 256]> = (0..3)
         .map(|ch| {
             std::array::from_fn(|p| {
                 let x = ((p as f64 / 255.0) - mean[ch] as f64) / std[ch] as f64;
-                ((x / s_in).round_ties_even() as i32).clamp(-input_half, input_half - 1) as i8
+                ((x / s_in).round_ties_even() as i32).clamp(in_lo, in_hi) as i8
             })
         })
         .collect();
@@ -202,15 +201,14 @@ pub fn compile(
         progress(&format!("calibrating lookup {}/{}", n + 1, pending.len()));
         let affine = Affine { scale: p.factor.iter().map(|f| s_x * f).collect(), bias: p.bias.clone(), relu: p.relu };
         let obs = observe(&b, p.stage - 1, calib, &affine)?;
-        let half = half(cfg.act_bits.at(n + 1));
-        let (lo, hi) = if p.nonneg { (0, half - 1) } else { (-half, half - 1) };
+        let (lo, hi) = act_codes(cfg.act_bits.at(n + 1), p.nonneg);
         let s_out = match scales {
             Some(s) => *s.get(n).ok_or("fewer learned scales than lookup sites")? as f64,
             None => {
                 let mut mags: Vec<f64> = obs.samples.iter().map(|v| v.abs()).collect();
                 let idx = ((cfg.percentile / 100.0) * mags.len().saturating_sub(1) as f64).round() as usize;
                 let threshold = if mags.is_empty() { 0.0 } else { *mags.select_nth_unstable_by(idx, f64::total_cmp).1 };
-                if threshold > 0.0 { threshold / (half - 1) as f64 } else { 1.0 }
+                if threshold > 0.0 { threshold / hi as f64 } else { 1.0 }
             }
         };
         let t: Vec<Vec<i32>> = (0..p.bias.len()).map(|c| thresholds(&affine, c, s_out, lo, hi)).collect();

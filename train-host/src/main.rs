@@ -643,7 +643,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 smoothing, weight_bits, act_bits, per_channel_weights, qat_rounding_bits, batch_norm, seed, mean, std,
                 init: imagenet_weights.as_ref().map(|p| p.display().to_string()), head_epochs, rotation_degrees: rotate,
             };
-            Arch::by_name(&arch, dataset.classes(), width)?;
+            train_host::widths::fit(&Arch::by_name(&arch, dataset.classes(), width)?, &cfg.weight_bits, &cfg.act_bits)?;
             if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
                 return Err("--imagenet-weights needs --arch vgg11 at width 1".into());
             }

@@ -8,7 +8,7 @@
 //! TFHE lookups will (rounding-aware training). Rounding uses a straight-through estimator, so
 //! gradients reach the weights and the scales.
 use crate::arch::{shapes, Arch, FloatNet, Layer, Params};
-use crate::widths::Widths;
+use crate::widths::{act_codes, weight_qmax, Widths};
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::activation::relu;
 use burn::tensor::module::{avg_pool2d, conv2d};
@@ -267,13 +267,15 @@ impl Net {
     /// Logits of a batch `[n, 3, h, w]` of normalised images. With `quant`, the forward pass of
     /// the quantized circuit; `probe` receives what the lookup sites saw.
     pub fn forward(&self, x: Tensor<4>, arch: &Arch, quant: Option<&Quant>, mut probe: Option<&mut Probe>) -> Tensor<2> {
-        let half = |bits: u32| (1i32 << (bits - 1)) as f32;
         let device = x.device();
         let constant = |v: f32| Tensor::<4>::from_data(TensorData::new(vec![v], [1, 1, 1, 1]), &device);
         // Real value of one step of the codes `x` holds (quantized mode only).
         let mut x_scale = quant.map(|q| constant(q.input_scale));
         let mut x = match (quant, &x_scale) {
-            (Some(q), Some(s)) => fake_quant(x, s.clone(), -half(q.act_bits.at(0)), half(q.act_bits.at(0)) - 1.0),
+            (Some(q), Some(s)) => {
+                let (lo, hi) = act_codes(q.act_bits.at(0), false);
+                fake_quant(x, s.clone(), lo as f32, hi as f32)
+            }
             _ => x,
         };
         let site_kinds = sites(arch);
@@ -287,9 +289,8 @@ impl Net {
                 Some(q) => {
                     let s = scalar_as(self.log_scales.val().slice(site..site + 1).exp());
                     *x_scale = Some(s.clone().detach());
-                    let bits = q.act_bits.at(site + 1);
-                    let lo = if site_kinds[site].nonneg { 0.0 } else { -half(bits) };
-                    fake_quant(x, s, lo, half(bits) - 1.0)
+                    let (lo, hi) = act_codes(q.act_bits.at(site + 1), site_kinds[site].nonneg);
+                    fake_quant(x, s, lo as f32, hi as f32)
                 }
                 None => x,
             }
@@ -299,7 +300,7 @@ impl Net {
         let weight = |p: usize| -> (Tensor<4>, Option<Tensor<4>>) {
             let w = self.weights[p].val();
             let Some(q) = quant else { return (w, None) };
-            let qmax = half(q.weight_bits.at(p)) - 1.0;
+            let qmax = weight_qmax(q.weight_bits.at(p)) as f32;
             let max = if q.per_channel_weights {
                 w.clone().abs().max_dim(1).max_dim(2).max_dim(3)
             } else {

@@ -8,7 +8,7 @@ use crate::augment::Transform;
 use crate::cifar::{Dataset, IMAGE_LEN};
 use crate::compile::{input_scale, QuantConfig};
 use crate::net::{self, Net, Probe, Quant, Rounding};
-use crate::widths::Widths;
+use crate::widths::{act_codes, signed_era_acts, Widths};
 use cifhe_core::analysis::signed_bits;
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
@@ -142,7 +142,9 @@ struct LaterSettings {
     head_epochs: usize,
 }
 
-/// The settings added after [`LaterSettings`], appended after it.
+/// The settings added after [`LaterSettings`], appended after it. Its presence also marks
+/// unsigned codes at never-negative sites: older checkpoints spent a sign bit on every
+/// activation code, and [`load`] converts their widths to what they meant.
 #[derive(Serialize, Deserialize, Default)]
 struct LaterSettings2 {
     /// The full lists of bit widths, of which the checkpoint proper holds only the first entries.
@@ -202,6 +204,8 @@ fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
         }
     }
     let (later, rest) = then::<LaterSettings>(rest).map_err(invalid)?;
+    // Files that end before the second additions predate unsigned codes.
+    let signed_era = rest.is_empty();
     let (later2, _) = then::<LaterSettings2>(rest).map_err(invalid)?;
     let c = &mut ck.config;
     c.per_channel_weights = later.per_channel_weights;
@@ -212,6 +216,10 @@ fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
         if !list.is_empty() {
             *widths = Widths::from_list(list);
         }
+    }
+    if signed_era {
+        let arch = Arch::by_name(&c.arch, c.classes, c.width)?;
+        c.act_bits = signed_era_acts(&arch, c.act_bits.at(0));
     }
     Ok(Some(ck))
 }
@@ -301,9 +309,10 @@ fn calibrate_scales(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig) -> 
     }
     values
         .into_iter()
+        .zip(net::sites(arch))
         .enumerate()
-        .map(|(site, mut v)| {
-            let top = ((1i32 << (cfg.act_bits.at(site + 1) - 1)) - 1) as f32;
+        .map(|(i, (mut v, site))| {
+            let top = act_codes(cfg.act_bits.at(i + 1), site.nonneg).1 as f32;
             let k = ((v.len() - 1) as f64 * 0.9999) as usize;
             let t = *v.select_nth_unstable_by(k, f32::total_cmp).1;
             if t > 0.0 {
@@ -623,16 +632,17 @@ mod tests {
         let run = std::env::temp_dir().join(format!("cifhe-ckpt-{}", std::process::id()));
         std::fs::create_dir_all(&run).unwrap();
         let ck = |config| Checkpoint { config, done: 1, params: vec![None], scales: vec![0.5], norms: vec![], log: vec![] };
-        let per_layer = TrainConfig { weight_bits: "8,5,8".parse().unwrap(), act_bits: "8,6,6,6,6,6,6".parse().unwrap(), ..config() };
+        let per_layer = TrainConfig { weight_bits: "8,5,5,8".parse().unwrap(), act_bits: "8,6,6,6,6,6,6".parse().unwrap(), ..config() };
         let per_channel = TrainConfig { per_channel_weights: true, head_epochs: 2, rotation_degrees: 7.5, ..per_layer };
         save(&run, &ck(per_channel.clone())).unwrap();
         assert_eq!(load(&run).unwrap().unwrap().config, per_channel);
         // A checkpoint as the first runs wrote it: no later settings after it; its widths are
-        // the first entries, uniform.
+        // the first entries, uniform, and its activation codes all spent a sign bit: 8 bits
+        // then meant 7 unsigned bits after each ReLU.
         let first = postcard::to_stdvec(&ck(per_channel.clone())).unwrap();
         std::fs::write(checkpoint_path(&run), &first).unwrap();
         let old = load(&run).unwrap().unwrap();
-        let uniform_8 = TrainConfig { weight_bits: Widths::uniform(8), act_bits: Widths::uniform(8), ..config() };
+        let uniform_8 = TrainConfig { weight_bits: Widths::uniform(8), act_bits: "8,7,7,7,7,7,7".parse().unwrap(), ..config() };
         assert_eq!((old.config, old.done, old.scales), (uniform_8.clone(), 1, vec![0.5]));
         // One written before per-layer widths: the settings after it stop early.
         let later = LaterSettings { per_channel_weights: true, head_epochs: 2 };

@@ -133,7 +133,40 @@ pub fn act_positions(arch: &Arch) -> Vec<String> {
 /// Checks both families of widths against `arch`.
 pub fn fit(arch: &Arch, weights: &Widths, acts: &Widths) -> Result<(), String> {
     weights.fit(&weight_positions(arch), "weight")?;
-    acts.fit(&act_positions(arch), "activation")
+    let positions = act_positions(arch);
+    acts.fit(&positions, "activation")?;
+    for (i, site) in sites(arch).iter().enumerate() {
+        let bits = acts.at(i + 1);
+        if act_codes(bits, site.nonneg).1 > i8::MAX as i32 {
+            return Err(format!(
+                "{}'s codes are unsigned (never negative) and the circuit stores codes as i8: give it at most 7 bits, not {bits}",
+                positions[i + 1]
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The smallest and largest `bits`-bit activation code: unsigned `0..2^bits − 1` where values
+/// are never negative (after a ReLU: Brevitas's unsigned `QuantReLU`, as the reference), signed
+/// `−2^(bits−1)..2^(bits−1) − 1` elsewhere (the input).
+pub fn act_codes(bits: u32, nonneg: bool) -> (i32, i32) {
+    if nonneg {
+        (0, (1 << bits) - 1)
+    } else {
+        (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+    }
+}
+
+/// The largest `bits`-bit weight code: weights are signed, symmetric and narrow-range, `±qmax`.
+pub fn weight_qmax(bits: u32) -> i32 {
+    (1 << (bits - 1)) - 1
+}
+
+/// The activation widths that reproduce what checkpoints written before unsigned codes meant by
+/// `bits`: every code then spent a sign bit, so a never-negative site had one bit less.
+pub fn signed_era_acts(arch: &Arch, bits: u32) -> Widths {
+    Widths(std::iter::once(bits).chain(sites(arch).iter().map(|s| if s.nonneg { bits - 1 } else { bits })).collect())
 }
 
 /// Serde for a [`Widths`] field stored as one `u32`, as checkpoints written before per-layer
@@ -174,5 +207,11 @@ mod tests {
         let err = fit(&vgg, &Widths::uniform(5), &"8,6".parse().unwrap()).unwrap_err();
         assert!(err.contains("2 activation widths") && err.contains("input, conv1, pool1"), "{err}");
         assert!("9".parse::<Widths>().is_err() && "5,x".parse::<Widths>().is_err() && "".parse::<Widths>().is_err());
+        // After a ReLU codes are unsigned: 8 bits would not fit the circuit's i8 codes.
+        assert_eq!((act_codes(5, true), act_codes(5, false)), ((0, 31), (-16, 15)));
+        let err = fit(&vgg, &w, &Widths::uniform(8)).unwrap_err();
+        assert!(err.contains("conv1's codes are unsigned"), "{err}");
+        assert!(fit(&vgg, &w, &"8,7,7,7,7,7,7,7,7,7,7,7,7".parse().unwrap()).is_ok());
+        assert_eq!(signed_era_acts(&vgg, 5).to_string(), "5,4,4,4,4,4,4,4,4,4,4,4,4");
     }
 }

@@ -63,6 +63,15 @@ fn bad_inputs_give_clear_errors() {
     assert!(!ok && err.contains("test_batch.bin not found"), "{err}");
     let (ok, _, err) = train_host(&["init", "--arch", "resnet", "--data", data, "--out", "x"]);
     assert!(!ok && err.contains("unknown architecture"), "{err}");
+    let run = dir.join("run");
+    let train = |extra: &[&str]| train_host(&[&["train", "--arch", "small", "--data", data, "--run-dir", run.to_str().unwrap()], extra].concat());
+    let (ok, _, err) = train(&["--act-bits", "8,6"]);
+    assert!(!ok && err.contains("input, conv1, pool1, conv2, pool2, conv3, pool3"), "{err}");
+    let (ok, _, err) = train(&["--weight-bits", "9"]);
+    assert!(!ok && err.contains("not a bit width"), "{err}");
+    let (ok, _, err) = train(&["--rotate", "90"]);
+    assert!(!ok && err.contains("not a rotation"), "{err}");
+    assert!(!run.exists(), "refused settings start no run");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
