@@ -865,7 +865,7 @@ fn compile_post_training(
         test.len()
     );
     if let Some(e) = log.last() {
-        println!("  network after {} epoch {} (log)    {:.2}%", e.phase, e.epoch, 100.0 * e.eval_accuracy);
+        print!("{}", report_line(&format!("network after {} epoch {} (log)", e.phase, e.epoch), e.eval_accuracy));
     }
     print!("{}", circuit.lines(m.rounding_bits()));
     println!("wrote {}", out.display());
@@ -901,13 +901,21 @@ impl CircuitAccuracy {
 
     /// The three report lines, the rounding being `bits`.
     fn lines(&self, bits: Option<u8>) -> String {
-        format!(
-            "  integer circuit, no rounding      {:.2}%\n  integer circuit, {bits:?} bits        {:.2}%\n  FHE simulation, {bits:?} bits, 2^-40  {:.2}%\n",
-            100.0 * self.exact.accuracy,
-            100.0 * self.rounded.accuracy,
-            100.0 * self.simulated.accuracy
-        )
+        let r = rounding_words(bits);
+        report_line("integer circuit, no rounding", self.exact.accuracy)
+            + &report_line(&format!("integer circuit, {r}"), self.rounded.accuracy)
+            + &report_line(&format!("FHE simulation, {r}, p_error 2^-40"), self.simulated.accuracy)
     }
+}
+
+/// `6-bit rounding`, or `no rounding`.
+fn rounding_words(bits: Option<u8>) -> String {
+    bits.map_or("no rounding".into(), |b| format!("{b}-bit rounding"))
+}
+
+/// One line of an accuracy report: what was measured, then the accuracy in a column.
+fn report_line(what: &str, accuracy: f64) -> String {
+    format!("  {what:<50}{:>7.2}%\n", 100.0 * accuracy)
 }
 
 /// Float, QAT and integer-circuit accuracy of a finished run, and how often the circuit's class
@@ -930,12 +938,12 @@ fn train_report(m: &Model<'_>, t: &train::Trained, cfg: &train::TrainConfig, tes
     let float_acc = t.log.iter().rfind(|e| e.phase == "float").map_or(f64::NAN, |e| e.eval_accuracy);
     let mut s = String::new();
     let _ = writeln!(s, "\naccuracy on {} test images:", test.len());
-    let _ = writeln!(s, "  float (last float epoch)          {:.2}%", 100.0 * float_acc);
-    let _ = writeln!(s, "  QAT, fake-quant                   {:.2}%", 100.0 * qat_acc);
-    let _ = writeln!(s, "  QAT, fake-quant, {bits:?} bits        {:.2}%", 100.0 * qat_rounded_acc);
+    s += &report_line("float (last float epoch)", float_acc);
+    s += &report_line("QAT, fake-quant", qat_acc);
+    s += &report_line(&format!("QAT, fake-quant, {}", rounding_words(bits)), qat_rounded_acc);
     s += &circuit.lines(bits);
     let _ = writeln!(s, "  circuit = QAT argmax, no rounding: {}", agreement(&circuit.exact.predictions, &qat_pred));
-    let _ = writeln!(s, "  circuit = QAT argmax, {bits:?} bits:  {}", agreement(&circuit.rounded.predictions, &qat_rounded_pred));
+    let _ = writeln!(s, "  circuit = QAT argmax, {}: {}", rounding_words(bits), agreement(&circuit.rounded.predictions, &qat_rounded_pred));
     let _ = writeln!(s, "  training: {:.2} hours wall-clock", t.seconds / 3600.0);
     Ok(s)
 }
@@ -984,7 +992,7 @@ fn bench_fhe(models: &[PathBuf], sets: &[ParamSet], lookups: usize, p_error: f64
             }
             Err(e) => (format!("none: {e}"), "–".into(), "–".into()),
         };
-        let _ = writeln!(s, "| `{}` | {:?} bits | {split} | {set} | {time} |", m.file().name, m.rounding_bits());
+        let _ = writeln!(s, "| `{}` | {} | {split} | {set} | {time} |", m.file().name, rounding_words(m.rounding_bits()));
     }
     Ok(s)
 }
@@ -993,7 +1001,7 @@ fn inspect(m: &Model<'_>, size: usize) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let f = m.file();
-    let _ = writeln!(s, "model {} ({} bytes), {} classes, default rounding {:?}", f.name, size, m.classes(), f.rounding_bits);
+    let _ = writeln!(s, "model {} ({} bytes), {} classes, {} by default", f.name, size, m.classes(), rounding_words(f.rounding_bits));
     let _ = writeln!(s, "{}\n", f.description);
     let _ = writeln!(s, "{:>3} {:<9} {:>14} {:>14} {:>10} {:>26} {:>9} {:>22}", "#", "stage", "output", "MACs", "PBS", "worst-case acc", "acc bits", "calibrated");
     let (mut macs, mut pbs) = (0, 0);

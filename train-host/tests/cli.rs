@@ -160,12 +160,12 @@ fn compile_recompiles_a_finished_run_and_refuses_an_unfinished_one() {
     // The float run takes a QAT phase it was not started with, then compiles at another rounding.
     let (ok, out, err) = train("1", true);
     assert!(ok, "{err}");
-    assert!(out.contains("circuit = QAT argmax, Some(6) bits:  100.00%"), "{out}");
+    assert!(out.contains("circuit = QAT argmax, 6-bit rounding: 100.00%"), "{out}");
     let model = dir.join("m5.cifhe");
     let (ok, out, err) = train_host(&[&["compile", "--run-dir", run, "--data", data, "--rounding-bits", "5", "--out", model.to_str().unwrap()][..], &small].concat());
     assert!(ok, "{err}");
-    assert!(out.contains("FHE simulation, Some(5) bits"), "{out}");
+    assert!(out.contains("FHE simulation, 5-bit rounding"), "{out}");
     let (ok, out, err) = train_host(&["inspect", "--model", model.to_str().unwrap()]);
-    assert!(ok && out.contains("default rounding Some(5)"), "{out}{err}");
+    assert!(ok && out.contains("5-bit rounding by default"), "{out}{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
