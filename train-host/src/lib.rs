@@ -13,6 +13,7 @@ pub mod fhe;
 pub mod fhe_noise;
 pub mod net;
 pub mod paths;
+pub mod plot;
 pub mod report;
 pub mod serve;
 pub mod train;

@@ -684,16 +684,31 @@ fn run(cli: Cli) -> Result<(), String> {
                 Some(d) => Some(std::fs::read_to_string(d.join("log.tsv")).map_err(|e| format!("{}: {e}", d.join("log.tsv").display()))?),
                 None => None,
             };
+            // The folder first: a typo should not cost the measurements.
+            if let Some(dir) = out.as_ref().and_then(|o| o.parent()).filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
             let rows = report::measure(&m, &ds, log.as_deref(), &|s| eprintln!("measuring: {s}"))?;
-            let plot = out.as_ref().map(|o| o.with_extension("svg"));
-            let plot_name = plot.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
-            let md = report::markdown(&m, &ds, &rows, plot_name.as_deref());
+            let name = &m.file().name;
+            // Plots beside the markdown: `R.svg` (accuracy by rounding), `R.training.svg` (curves).
+            let mut plots = Vec::new();
+            if let Some(o) = &out {
+                plots.push(("accuracy against rounding bits", o.with_extension("svg"), report::svg(&rows, &format!("{name}: simulated accuracy by rounding"))));
+                if let Some(svg) = log.as_deref().and_then(|l| report::training_svg(l, &format!("{name}: accuracy per training epoch"))) {
+                    plots.push(("accuracy per training epoch", o.with_extension("training.svg"), svg));
+                }
+            }
+            let file_name = |p: &Path| p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+            let links: Vec<(&str, String)> = plots.iter().map(|(alt, p, _)| (*alt, file_name(p))).collect();
+            let md = report::markdown(&m, &ds, &rows, &links);
             print!("{md}");
-            if let (Some(o), Some(p)) = (&out, &plot) {
+            if let Some(o) = &out {
                 std::fs::write(o, &md).map_err(|e| format!("cannot write {}: {e}", o.display()))?;
-                let title = format!("{}: simulated accuracy by rounding", m.file().name);
-                std::fs::write(p, report::svg(&rows, &title)).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-                eprintln!("wrote {} and {}", o.display(), p.display());
+                for (_, p, svg) in &plots {
+                    std::fs::write(p, svg).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+                }
+                let written: Vec<String> = std::iter::once(o).chain(plots.iter().map(|p| &p.1)).map(|p| p.display().to_string()).collect();
+                eprintln!("wrote {}", written.join(", "));
             }
         }
         Command::Adapt { weights, classes } => {

@@ -1,13 +1,14 @@
 //! `train-host report`: the reference's accuracy table for one compiled model — float and QAT
 //! (from the training log, when the run folder is given), integer circuit, FHE simulation at
 //! several roundings — with per-stage accumulator widths and PBS counts, as markdown and as an
-//! SVG plot of accuracy against rounding bits.
+//! SVG plot of accuracy against rounding bits; and, from a run's log, its training curves.
 use crate::cifar::Dataset;
 use crate::eval::evaluate;
 use cifhe_core::analysis::analyze;
 use cifhe_core::fhe::plan::DEFAULT_P_ERROR_TARGET;
 use cifhe_core::fhe::{ParamSet, Plan};
 use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig};
+use crate::plot::{Chart, Series};
 use std::fmt::Write;
 
 /// One measured row.
@@ -62,8 +63,8 @@ pub fn measure(model: &Model<'_>, data: &Dataset, log: Option<&str>, progress: &
     Ok(rows)
 }
 
-/// The markdown report.
-pub fn markdown(model: &Model<'_>, data: &Dataset, rows: &[Row], plot: Option<&str>) -> String {
+/// The markdown report, with `plots` (alt text, file name) under the accuracy table.
+pub fn markdown(model: &Model<'_>, data: &Dataset, rows: &[Row], plots: &[(&str, String)]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Report: `{}`\n\n{}\n", model.file().name, model.file().description);
     let _ = writeln!(s, "Accuracy on {} {:?} test images.\n", data.len(), data.kind);
@@ -71,8 +72,8 @@ pub fn markdown(model: &Model<'_>, data: &Dataset, rows: &[Row], plot: Option<&s
     for r in rows {
         let _ = writeln!(s, "| {} | {:.2}% |", r.runtime, 100.0 * r.accuracy);
     }
-    if let Some(p) = plot {
-        let _ = writeln!(s, "\n![accuracy against rounding bits]({p})");
+    for (alt, file) in plots {
+        let _ = writeln!(s, "\n![{alt}]({file})");
     }
     let _ = writeln!(s, "\n| stage | kind | output | PBS | worst-case accumulator | calibrated accumulator |\n|---|---|---|---|---|---|");
     let mut pbs = 0;
@@ -89,53 +90,59 @@ pub fn markdown(model: &Model<'_>, data: &Dataset, rows: &[Row], plot: Option<&s
 
 /// An SVG line chart of simulated accuracy against rounding bits.
 pub fn svg(rows: &[Row], title: &str) -> String {
-    let pts: Vec<(f64, f64)> = rows.iter().filter_map(|r| r.bits.map(|b| (b as f64, 100.0 * r.accuracy))).collect();
-    let (w, h, m) = (640.0, 400.0, 60.0);
-    let (x0, x1) = (ROUNDINGS[ROUNDINGS.len() - 1] as f64, ROUNDINGS[0] as f64);
-    let x = |v: f64| m + (v - x0) / (x1 - x0) * (w - 2.0 * m);
-    let y = |v: f64| h - m - v / 100.0 * (h - 2.0 * m);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"13\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"28\" text-anchor=\"middle\" font-size=\"16\">{title}</text>\n",
-        w / 2.0
-    );
-    for t in (0..=100).step_by(20) {
-        let _ = writeln!(
-            s,
-            "<line x1=\"{m}\" x2=\"{}\" y1=\"{yy}\" y2=\"{yy}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{t}%</text>",
-            w - m,
-            m - 8.0,
-            y(t as f64) + 4.0,
-            yy = y(t as f64)
-        );
+    let points = rows.iter().filter_map(|r| r.bits.map(|b| (b as f64, 100.0 * r.accuracy))).collect();
+    let h_marks = rows
+        .iter()
+        .find(|r| r.runtime.starts_with("integer circuit"))
+        .map(|r| (100.0 * r.accuracy, format!("no rounding {:.1}%", 100.0 * r.accuracy)))
+        .into_iter()
+        .collect();
+    Chart {
+        title: title.into(),
+        x_label: "bits kept before each lookup".into(),
+        x_ticks: ROUNDINGS.iter().map(|&b| (b as f64, b.to_string())).collect(),
+        series: vec![Series { name: None, color: "#1f77b4", points, values: true }],
+        h_marks,
+        v_marks: Vec::new(),
     }
-    for b in ROUNDINGS {
-        let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{b}</text>", x(b as f64), h - m + 20.0);
-    }
-    let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">bits kept before each lookup</text>", w / 2.0, h - 15.0);
-    if let Some(r) = rows.iter().find(|r| r.runtime.starts_with("integer circuit")) {
-        let _ = writeln!(
-            s,
-            "<line x1=\"{m}\" x2=\"{}\" y1=\"{yy}\" y2=\"{yy}\" stroke=\"#888\" stroke-dasharray=\"6 4\"/><text x=\"{}\" y=\"{}\" text-anchor=\"start\" fill=\"#555\">no rounding {:.1}%</text>",
-            w - m,
-            m + 6.0,
-            y(100.0 * r.accuracy) - 6.0,
-            100.0 * r.accuracy,
-            yy = y(100.0 * r.accuracy)
-        );
-    }
-    let path: Vec<String> = pts.iter().map(|&(b, a)| format!("{:.1},{:.1}", x(b), y(a))).collect();
-    let _ = writeln!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2.5\"/>", path.join(" "));
-    for (b, a) in pts {
-        let _ = writeln!(
-            s,
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#1f77b4\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{a:.1}</text>",
-            x(b),
-            y(a),
-            x(b),
-            y(a) - 10.0
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+    .svg()
+}
+
+/// An SVG chart of a run's training and test accuracy per epoch, from its `log.tsv`, with the
+/// start of each phase (all layers after the classifier-only stage, QAT) marked; `None` for a
+/// log without epochs.
+pub fn training_svg(log: &str, title: &str) -> Option<String> {
+    let epochs: Vec<(&str, f64, f64)> = log
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Some((*f.first()?, f.get(3)?.parse().ok()?, f.get(4)?.parse().ok()?))
+        })
+        .collect();
+    let last = epochs.last()?;
+    let n = epochs.len();
+    let along = |k: usize| (k + 1) as f64;
+    let series = |name: &str, color, pick: fn(&(&str, f64, f64)) -> f64| Series {
+        name: Some(name.into()),
+        color,
+        points: epochs.iter().enumerate().map(|(k, e)| (along(k), 100.0 * pick(e))).collect(),
+        values: false,
+    };
+    let v_marks = (1..n)
+        .filter(|&k| epochs[k].0 != epochs[k - 1].0)
+        .map(|k| (along(k) - 0.5, if epochs[k].0 == "qat" { "QAT".to_string() } else { "all layers".to_string() }))
+        .collect();
+    let step = n.div_ceil(20);
+    Some(
+        Chart {
+            title: title.into(),
+            x_label: "epoch".into(),
+            x_ticks: (0..n).filter(|k| k % step == 0 || k + 1 == n).map(|k| (along(k), (k + 1).to_string())).collect(),
+            series: vec![series("test", "#1f77b4", |e| e.2), series("training (augmented)", "#ff7f0e", |e| e.1)],
+            h_marks: vec![(100.0 * last.2, format!("last test accuracy {:.2}%", 100.0 * last.2))],
+            v_marks,
+        }
+        .svg(),
+    )
 }

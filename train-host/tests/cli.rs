@@ -169,3 +169,27 @@ fn compile_recompiles_a_finished_run_and_refuses_an_unfinished_one() {
     assert!(ok && out.contains("5-bit rounding by default"), "{out}{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn report_writes_the_table_and_both_plots() {
+    let dir = std::env::temp_dir().join(format!("cifhe-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = "phase\tepoch\tloss\ttrain_accuracy\teval_accuracy\tseconds\timages_per_second\n\
+               head\t1\t2.0\t0.30\t0.35\t1\t1\nfloat\t1\t1.5\t0.50\t0.55\t1\t1\nfloat\t2\t1.2\t0.60\t0.62\t1\t1\nqat\t1\t1.3\t0.58\t0.6125\t1\t1\n";
+    std::fs::write(dir.join("log.tsv"), log).unwrap();
+    let out = dir.join("new folder").join("r.md");
+    let model = train_host::paths::demo_model();
+    let data = train_host::paths::default_data();
+    let args = ["report", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--run-dir", dir.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let (ok, stdout, err) = train_host(&args);
+    assert!(ok, "{err}");
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(md, stdout, "the report printed is the report written");
+    assert!(md.contains("| float (burn), last float epoch, from the run log | 62.00% |"), "{md}");
+    assert!(md.contains("FHE simulation, 6-bit exact rounding") && md.contains("PBS per image"), "{md}");
+    assert!(md.contains("![accuracy against rounding bits](r.svg)") && md.contains("![accuracy per training epoch](r.training.svg)"), "{md}");
+    let curves = std::fs::read_to_string(out.with_extension("training.svg")).unwrap();
+    assert!(curves.contains(">all layers<") && curves.contains(">QAT<") && curves.contains("last test accuracy 61.25%"), "{curves}");
+    assert!(std::fs::read_to_string(out.with_extension("svg")).unwrap().contains("simulated accuracy by rounding"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
