@@ -270,6 +270,11 @@ enum Command {
         /// Continue the run in --run-dir.
         #[arg(long)]
         resume: bool,
+        /// Train the QAT phase of the run in --run-dir again, from its float weights (e.g. with
+        /// other quantization settings); the previous attempt's checkpoint, log and model are
+        /// kept as `*.qat-attempt-K.*`. Implies --resume.
+        #[arg(long)]
+        restart_qat: bool,
         /// Also copy the compiled model here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -633,7 +638,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Train {
             arch, width, dataset, data, run_dir, float_epochs, qat_epochs, head_epochs, rotate, batch, lr, qat_lr, smoothing, batch_norm, imagenet_weights, seed, limit,
-            eval_images, resume, out, rounding_bits, qat_rounding_bits, weight_bits, act_bits, per_channel_weights, backend,
+            eval_images, resume, restart_qat, out, rounding_bits, qat_rounding_bits, weight_bits, act_bits, per_channel_weights, backend,
         } => {
             let device = backend.device()?;
             let (mean, std) = dataset.normalization();
@@ -649,7 +654,11 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
             test.truncate(eval_images);
-            let t = train::train(&cfg, &train_set, &test, &run_dir, resume, &device)?;
+            if restart_qat {
+                let k = train::restart_qat(&run_dir, &cfg)?;
+                eprintln!("restarting QAT from the float weights; the previous attempt is kept as *.qat-attempt-{k}.*");
+            }
+            let t = train::train(&cfg, &train_set, &test, &run_dir, resume || restart_qat, &device)?;
             compile_run(&cfg, &t, &train_set, &test, limit, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
         }
         Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out, backend, post_training: true, per_channel_weights, weight_bits, act_bits } => {

@@ -188,10 +188,16 @@ fn save(run: &Path, ck: &Checkpoint) -> Result<(), String> {
 
 fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
     let path = checkpoint_path(run);
-    if !path.exists() {
-        return Ok(None);
+    if path.exists() {
+        read_checkpoint(&path).map(Some)
+    } else {
+        Ok(None)
     }
-    let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+}
+
+/// The checkpoint in the file `path`.
+fn read_checkpoint(path: &Path) -> Result<Checkpoint, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let invalid = |e: postcard::Error| format!("{} is not a cifhe checkpoint: {e}", path.display());
     let (mut ck, rest) = postcard::take_from_bytes::<Checkpoint>(&bytes).map_err(invalid)?;
     // Each later addition follows the one before; a file ends where its version stopped, and
@@ -221,7 +227,42 @@ fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
         let arch = Arch::by_name(&c.arch, c.classes, c.width)?;
         c.act_bits = signed_era_acts(&arch, c.act_bits.at(0));
     }
-    Ok(Some(ck))
+    Ok(ck)
+}
+
+/// The copy of the checkpoint made when the float phase ended.
+fn float_checkpoint_path(run: &Path) -> PathBuf {
+    run.join("float.bin")
+}
+
+/// Sets the run in `run` back to the end of its float phase, so that resuming as `cfg` trains QAT
+/// again (with other QAT settings, say). Nothing is lost: the previous attempt's checkpoint, log
+/// and model are kept as `checkpoint.qat-attempt-K.bin`, `log.qat-attempt-K.tsv` and
+/// `model.qat-attempt-K.cifhe`. Returns K.
+pub fn restart_qat(run: &Path, cfg: &TrainConfig) -> Result<usize, String> {
+    let float = float_checkpoint_path(run);
+    if !float.exists() {
+        return Err(format!(
+            "{} has no float.bin (float weights are kept from the end of the float phase on, since 2026-11-30): QAT cannot restart",
+            run.display()
+        ));
+    }
+    let ck = read_checkpoint(&float)?;
+    if !resumable(&ck.config, cfg, ck.done) {
+        return Err(format!("{} was trained with other float settings ({:?}): QAT cannot restart with these", float.display(), ck.config));
+    }
+    let k = (1..).find(|k| !run.join(format!("log.qat-attempt-{k}.tsv")).exists()).expect("a free attempt number");
+    for (name, ext) in [("checkpoint", "bin"), ("log", "tsv"), ("model", "cifhe")] {
+        let (from, to) = (run.join(format!("{name}.{ext}")), run.join(format!("{name}.qat-attempt-{k}.{ext}")));
+        if from.exists() {
+            std::fs::rename(&from, &to).map_err(|e| format!("keeping {} as {}: {e}", from.display(), to.display()))?;
+        }
+    }
+    std::fs::copy(&float, checkpoint_path(run)).map_err(|e| format!("restoring {}: {e}", float.display()))?;
+    for e in &load_run(run)?.log {
+        append_log(run, e)?;
+    }
+    Ok(k)
 }
 
 /// The checkpoint of the run in `run`, which must exist.
@@ -411,11 +452,12 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
     let (mut model, mut done, mut log, mut scales) = match (resume, load(run)?) {
         (true, Some(ck)) => {
             if !resumable(&ck.config, cfg, ck.done) {
-                return Err(format!(
-                    "{} was made with other settings ({:?}); use another --run-dir or the same settings",
-                    checkpoint_path(run).display(),
-                    ck.config
-                ));
+                let hint = if resumable(&ck.config, cfg, ck.config.float_epochs) {
+                    "its QAT has started: pass --restart-qat to train QAT again from the float weights with these settings"
+                } else {
+                    "use another --run-dir or the same settings"
+                };
+                return Err(format!("{} was made with other settings ({:?}); {hint}", checkpoint_path(run).display(), ck.config));
             }
             let float = float_net(arch.clone(), ck.params);
             eprintln!("resuming after epoch {} of {}", ck.done, cfg.float_epochs + cfg.qat_epochs);
@@ -525,6 +567,11 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
         let params = float.params.into_iter().map(|p| p.map(|p| (p.weight, p.bias))).collect();
         let norms = model.norm_states();
         save(run, &Checkpoint { config: cfg.clone(), done, params, scales: scales.clone(), norms, log: log.clone() })?;
+        if done == cfg.float_epochs {
+            // The float weights stay available for another QAT (`restart_qat`).
+            let float = float_checkpoint_path(run);
+            std::fs::copy(checkpoint_path(run), &float).map_err(|e| format!("writing {}: {e}", float.display()))?;
+        }
     }
     if scales.is_empty() {
         return Err("no quantization-aware epoch was run (--qat-epochs 0): nothing to compile".into());
@@ -651,6 +698,35 @@ mod tests {
         assert_eq!(load(&run).unwrap().unwrap().config, before);
         std::fs::write(checkpoint_path(&run), b"not a checkpoint").unwrap();
         assert!(load(&run).err().is_some_and(|e| e.contains("is not a cifhe checkpoint")));
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    #[test]
+    fn qat_restarts_from_the_float_weights_and_keeps_the_first_attempt() {
+        let n = 64;
+        let mut rng = Rng::new(5, 0);
+        let images = (0..n * IMAGE_LEN).map(|_| rng.next_u64() as u8).collect();
+        let labels = (0..n).map(|i| (i % 10) as u16).collect();
+        let ds = Dataset { kind: crate::cifar::Kind::Cifar10, images, labels, names: vec![] };
+        let run = std::env::temp_dir().join(format!("cifhe-restart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&run);
+        let device = Device::flex();
+        let cfg = TrainConfig { arch: "tiny".into(), float_epochs: 1, qat_epochs: 1, batch: 32, ..config() };
+        assert!(restart_qat(&run, &cfg).unwrap_err().contains("no float.bin"));
+        let first = train(&cfg, &ds, &ds, &run, false, &device).unwrap();
+        std::fs::write(run.join("model.cifhe"), b"first model").unwrap();
+        // Other QAT settings once QAT has run: refused, with the way out named.
+        let other = TrainConfig { act_bits: Widths::uniform(4), qat_lr: 1e-3, ..cfg.clone() };
+        assert!(train(&other, &ds, &ds, &run, true, &device).unwrap_err().contains("--restart-qat"));
+        assert!(restart_qat(&run, &TrainConfig { seed: 9, ..other.clone() }).unwrap_err().contains("other float settings"));
+        assert_eq!(restart_qat(&run, &other).unwrap(), 1);
+        let lines = |f: &str| std::fs::read_to_string(run.join(f)).unwrap().lines().count();
+        assert_eq!((lines("log.tsv"), lines("log.qat-attempt-1.tsv")), (2, 3), "the float epoch stays, the QAT epoch is kept aside");
+        assert_eq!(std::fs::read(run.join("model.qat-attempt-1.cifhe")).unwrap(), b"first model");
+        let second = train(&other, &ds, &ds, &run, true, &device).unwrap();
+        assert_eq!(second.log[0], first.log[0], "the float epoch is not trained again");
+        assert_ne!(second.scales, first.scales, "the QAT is");
+        assert_eq!(load(&run).unwrap().unwrap().config, other);
         std::fs::remove_dir_all(&run).unwrap();
     }
 
