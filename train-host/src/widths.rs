@@ -148,8 +148,10 @@ pub fn fit(arch: &Arch, weights: &Widths, acts: &Widths) -> Result<(), String> {
 }
 
 /// The smallest and largest `bits`-bit activation code: unsigned `0..2^bits − 1` where values
-/// are never negative (after a ReLU: Brevitas's unsigned `QuantReLU`, as the reference), signed
-/// `−2^(bits−1)..2^(bits−1) − 1` elsewhere (the input).
+/// are never negative (after a ReLU), signed `−2^(bits−1)..2^(bits−1) − 1` elsewhere (the input).
+/// The reference quantizes every activation with a signed quantizer, so after a ReLU its 5-bit
+/// codes use only 0..15; ours use 0..31 for the same bits — and the same bootstraps in TFHE, whose
+/// cost follows the rounded accumulators, not the codes (BENCHMARKS.md, "The VGG11 run").
 pub fn act_codes(bits: u32, nonneg: bool) -> (i32, i32) {
     if nonneg {
         (0, (1 << bits) - 1)
