@@ -701,13 +701,17 @@ mod tests {
         std::fs::remove_dir_all(&run).unwrap();
     }
 
-    #[test]
-    fn qat_restarts_from_the_float_weights_and_keeps_the_first_attempt() {
-        let n = 64;
-        let mut rng = Rng::new(5, 0);
+    /// `n` images of random pixels, labelled round-robin: enough for training to run.
+    fn noise_images(n: usize, seed: u64) -> Dataset {
+        let mut rng = Rng::new(seed, 0);
         let images = (0..n * IMAGE_LEN).map(|_| rng.next_u64() as u8).collect();
         let labels = (0..n).map(|i| (i % 10) as u16).collect();
-        let ds = Dataset { kind: crate::cifar::Kind::Cifar10, images, labels, names: vec![] };
+        Dataset { kind: crate::cifar::Kind::Cifar10, images, labels, names: vec![] }
+    }
+
+    #[test]
+    fn qat_restarts_from_the_float_weights_and_keeps_the_first_attempt() {
+        let ds = noise_images(64, 5);
         let run = std::env::temp_dir().join(format!("cifhe-restart-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&run);
         let device = Device::flex();
@@ -732,11 +736,7 @@ mod tests {
 
     #[test]
     fn classifier_only_epochs_leave_the_convolutions_untouched() {
-        let n = 64;
-        let mut rng = Rng::new(3, 0);
-        let images = (0..n * IMAGE_LEN).map(|_| rng.next_u64() as u8).collect();
-        let labels = (0..n).map(|i| (i % 10) as u16).collect();
-        let ds = Dataset { kind: crate::cifar::Kind::Cifar10, images, labels, names: vec![] };
+        let ds = noise_images(64, 3);
         let cfg = TrainConfig { arch: "tiny".into(), float_epochs: 2, head_epochs: 1, batch: 32, ..config() };
         let run = std::env::temp_dir().join(format!("cifhe-head-{}", std::process::id()));
         let device = Device::flex();
