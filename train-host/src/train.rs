@@ -259,7 +259,7 @@ pub fn restart_qat(run: &Path, cfg: &TrainConfig) -> Result<usize, String> {
         }
     }
     std::fs::copy(&float, checkpoint_path(run)).map_err(|e| format!("restoring {}: {e}", float.display()))?;
-    for e in &load_run(run)?.log {
+    for e in &ck.log {
         append_log(run, e)?;
     }
     Ok(k)
