@@ -180,8 +180,8 @@ enum Command {
         #[command(flatten)]
         sim: SimArgs,
     },
-    /// Compile an untrained (random-weight) network, calibrated on training images. Until trained
-    /// models exist, this is what measures the simulator on the real shapes.
+    /// Compile an untrained (random-weight) network, calibrated on training images: the real
+    /// shapes and costs of an architecture, for benchmarks, before any training.
     Init {
         /// Architecture (vgg11, small).
         #[arg(long, default_value = "vgg11")]

@@ -6,9 +6,9 @@ pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The shipped default model.
+/// The shipped default model: the reference's VGG11 trained on CIFAR-10.
 pub fn default_model() -> PathBuf {
-    workspace().join("models").join("vgg11-random-cifar10.cifhe")
+    workspace().join("models").join("vgg11-cifar10.cifhe")
 }
 
 /// The CIFAR data: `$CIFHE_DATA`, else the `shared/data` folder beside the checkout.
