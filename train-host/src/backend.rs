@@ -7,7 +7,9 @@
 //! machine's CPU it trains the VGG11 faster than `flex` (see BENCHMARKS.md), and on a machine
 //! with an NVIDIA GPU the same build trains on it (`libtorch-cuda`). burn marks its LibTorch
 //! backend deprecated in favour of CubeCL backends; it is still the one that links PyTorch's own
-//! CPU kernels, which is what the CPU path here needs.
+//! CPU kernels, which is what the CPU path here needs. For GPUs, the `wgpu` feature adds burn's
+//! CubeCL backend through wgpu (its maintained GPU path: Vulkan, Metal, DirectX 12); this machine
+//! has no GPU, so it is built and run here on Mesa's software Vulkan device (see README).
 use burn::tensor::Device;
 
 /// A burn backend and device to train and evaluate on.
@@ -20,6 +22,9 @@ pub enum Backend {
     Libtorch,
     /// PyTorch's CUDA kernels on the first GPU (cargo feature `libtorch`, a CUDA machine).
     LibtorchCuda,
+    /// burn's CubeCL kernels through wgpu on the default adapter: Vulkan, Metal or DirectX 12
+    /// (cargo feature `wgpu`).
+    Wgpu,
 }
 
 impl Backend {
@@ -28,6 +33,7 @@ impl Backend {
         match self {
             Backend::Flex => Ok(Device::flex()),
             Backend::Libtorch | Backend::LibtorchCuda => libtorch(self == Backend::LibtorchCuda),
+            Backend::Wgpu => wgpu(),
         }
     }
 
@@ -37,7 +43,19 @@ impl Backend {
         if cfg!(feature = "libtorch") {
             v.push(Backend::Libtorch);
         }
+        if cfg!(feature = "wgpu") {
+            v.push(Backend::Wgpu);
+        }
         v
+    }
+
+    /// The cargo feature that builds this backend in, if it needs one.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Backend::Flex => None,
+            Backend::Libtorch | Backend::LibtorchCuda => Some("libtorch"),
+            Backend::Wgpu => Some("wgpu"),
+        }
     }
 
     /// A name for reports.
@@ -46,6 +64,7 @@ impl Backend {
             Backend::Flex => "burn 0.22, flex CPU backend",
             Backend::Libtorch => "burn 0.22, LibTorch CPU backend",
             Backend::LibtorchCuda => "burn 0.22, LibTorch CUDA backend",
+            Backend::Wgpu => "burn 0.22, CubeCL wgpu backend",
         }
     }
 }
@@ -61,4 +80,14 @@ fn libtorch(_cuda: bool) -> Result<Device, String> {
     Err("this train-host was built without the LibTorch backend: build it with `--features libtorch` \
          and LIBTORCH_USE_PYTORCH=1 in a Python environment holding torch 2.9.0 (see README)"
         .into())
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu() -> Result<Device, String> {
+    Ok(Device::wgpu(Default::default()))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu() -> Result<Device, String> {
+    Err("this train-host was built without the wgpu backend: build it with `--features wgpu`".into())
 }

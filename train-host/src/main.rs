@@ -750,9 +750,12 @@ fn run(cli: Cli) -> Result<(), String> {
             let mut ds = cifar::load(&data.unwrap_or_else(paths::default_data), Kind::Cifar10, Split::Train).map_err(|e| e.to_string())?;
             ds.truncate(batch);
             let speeds = train_host::bench_train::measure(&cfg, &ds, steps, &backends, torch.as_deref())?;
+            let mut features: Vec<&str> = backends.iter().filter_map(|b| b.feature()).collect();
+            features.sort_unstable();
+            features.dedup();
             let command = format!(
                 "cargo run --release -p train-host{} -- bench-train --arch {arch} --width {width} --batch {batch} --steps {steps} --backend {}{}{}",
-                if backends.iter().any(|&b| b != Backend::Flex) { " --features libtorch" } else { "" },
+                if features.is_empty() { String::new() } else { format!(" --features {}", features.join(",")) },
                 backends.iter().map(|b| b.to_possible_value().expect("named").get_name().to_owned()).collect::<Vec<_>>().join(","),
                 if batch_norm { " --batch-norm" } else { "" },
                 torch.as_ref().map_or(String::new(), |p| format!(" --torch {}", p.display()))

@@ -138,8 +138,14 @@ fn compile_recompiles_a_finished_run_and_refuses_an_unfinished_one() {
     let (data, run) = (data.to_str().unwrap(), dir.join("run"));
     let run = run.to_str().unwrap();
     let small = ["--limit", "600", "--eval-images", "200"];
-    // With the LibTorch backend built in, the run resumes on it: checkpoints move between backends.
-    let resume_backend = if cfg!(feature = "libtorch") { "libtorch" } else { "flex" };
+    // With another backend built in, the run resumes on it: checkpoints move between backends.
+    let resume_backend = if cfg!(feature = "libtorch") {
+        "libtorch"
+    } else if cfg!(feature = "wgpu") {
+        "wgpu"
+    } else {
+        "flex"
+    };
     let train = |qat: &str, resume: bool| {
         let mut args = vec!["train", "--arch", "tiny", "--data", data, "--run-dir", run, "--float-epochs", "1", "--qat-epochs", qat];
         args.extend(small);
