@@ -21,7 +21,7 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
         smoothing: 0.1,
         // Per-layer widths (wider first and last layers), so that the circuit is checked to
         // quantize each layer as QAT did.
-        weight_bits: "6,5,5,6".parse().unwrap(), act_bits: "7,5,5,5,5,5,5".parse().unwrap(), per_channel_weights: true, qat_rounding_bits: Some(6), batch_norm: true, init: None, seed: 7, mean, std, head_epochs: 0, rotation_degrees: 0.0,
+        weight_bits: "6,5,5,6".parse().unwrap(), act_bits: "7,5,5,5,5,5,5".parse().unwrap(), per_channel_weights: true, qat_rounding_bits: Some(6), batch_norm: true, init: None, seed: 7, mean, std, head_epochs: 0, rotation_degrees: 0.0, bf16: false,
     };
     let device = burn::tensor::Device::flex();
     let run = std::env::temp_dir().join(format!("cifhe-train-{}", std::process::id()));

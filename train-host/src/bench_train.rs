@@ -21,20 +21,28 @@ pub struct Speed {
     pub images_per_second: f64,
 }
 
-/// burn's speed on each of `backends`, then PyTorch's when `python` is given.
-pub fn measure(cfg: &TrainConfig, ds: &Dataset, steps: usize, backends: &[Backend], python: Option<&Path>) -> Result<Vec<Speed>, String> {
+/// burn's speed on each of `backends` (also with bfloat16 convolutions if `bf16`), then
+/// PyTorch's (float32 and bf16 autocast) when `python` is given.
+pub fn measure(cfg: &TrainConfig, ds: &Dataset, steps: usize, backends: &[Backend], bf16: bool, python: Option<&Path>) -> Result<Vec<Speed>, String> {
     let mut v = Vec::new();
     for &b in backends {
-        let images_per_second = images_per_second(cfg, ds, steps, &b.device()?)?;
-        v.push(Speed { framework: format!("cifhe ({})", b.describe()), images_per_second });
+        for bf16 in if bf16 { vec![false, true] } else { vec![false] } {
+            let cfg = TrainConfig { bf16, ..cfg.clone() };
+            let images_per_second = images_per_second(&cfg, ds, steps, &b.device()?)?;
+            let precision = if bf16 { ", bf16 convolutions" } else { "" };
+            v.push(Speed { framework: format!("cifhe ({}{precision})", b.describe()), images_per_second });
+        }
     }
     if let Some(python) = python {
-        v.push(torch(cfg, steps, python)?);
+        v.push(torch(cfg, steps, python, false)?);
+        v.push(torch(cfg, steps, python, true)?);
     }
     Ok(v)
 }
 
-fn torch(cfg: &TrainConfig, steps: usize, python: &Path) -> Result<Speed, String> {
+/// PyTorch's speed in float32, or with its forward under bfloat16 autocast (`bf16`): what
+/// reduced precision would buy on this CPU.
+fn torch(cfg: &TrainConfig, steps: usize, python: &Path, bf16: bool) -> Result<Speed, String> {
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
     let layers = serde_json::to_string(&arch.layers).map_err(|e| e.to_string())?;
     let threads = rayon::current_num_threads().to_string();
@@ -42,6 +50,9 @@ fn torch(cfg: &TrainConfig, steps: usize, python: &Path) -> Result<Speed, String
     let mut args = vec!["-", "--layers", &layers, "--batch", &batch, "--steps", &steps, "--threads", &threads, "--smoothing", &smoothing];
     if cfg.batch_norm {
         args.push("--batch-norm");
+    }
+    if bf16 {
+        args.push("--bf16");
     }
     let mut child = Command::new(python)
         .args(&args)
@@ -56,7 +67,8 @@ fn torch(cfg: &TrainConfig, steps: usize, python: &Path) -> Result<Speed, String
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("the PyTorch benchmark printed no result: {e}"))?;
     let ips = v["images_per_second"].as_f64().ok_or("the PyTorch benchmark printed no images_per_second")?;
-    Ok(Speed { framework: format!("PyTorch {} ({} threads)", v["torch"].as_str().unwrap_or("?"), v["threads"]), images_per_second: ips })
+    let precision = if bf16 { ", bf16 autocast" } else { "" };
+    Ok(Speed { framework: format!("PyTorch {}{precision} ({} threads)", v["torch"].as_str().unwrap_or("?"), v["threads"]), images_per_second: ips })
 }
 
 /// The markdown table, with each framework's speed relative to the first.

@@ -299,6 +299,10 @@ enum Command {
         /// scales fold into the per-channel lookup tables).
         #[arg(long)]
         per_channel_weights: bool,
+        /// Float-phase convolutions in bfloat16, like PyTorch's autocast (faster where the CPU has
+        /// AVX-512 BF16 or AMX, or on a GPU; QAT stays in f32). May change on resume.
+        #[arg(long)]
+        bf16: bool,
         /// Where burn runs the network (libtorch needs a build with `--features libtorch`).
         #[arg(long, value_enum, default_value = "flex")]
         backend: Backend,
@@ -393,6 +397,9 @@ enum Command {
         /// A Python with torch installed: also time PyTorch on the same network.
         #[arg(long)]
         torch: Option<PathBuf>,
+        /// Also time each backend with bfloat16 convolutions (`train --bf16`).
+        #[arg(long)]
+        bf16: bool,
         /// burn backends to time [default: every backend this build has].
         #[arg(long, value_enum, value_delimiter = ',')]
         backend: Vec<Backend>,
@@ -638,7 +645,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Train {
             arch, width, dataset, data, run_dir, float_epochs, qat_epochs, head_epochs, rotate, batch, lr, qat_lr, smoothing, batch_norm, imagenet_weights, seed, limit,
-            eval_images, resume, restart_qat, out, rounding_bits, qat_rounding_bits, weight_bits, act_bits, per_channel_weights, backend,
+            eval_images, resume, restart_qat, out, rounding_bits, qat_rounding_bits, weight_bits, act_bits, per_channel_weights, backend, bf16,
         } => {
             let device = backend.device()?;
             let (mean, std) = dataset.normalization();
@@ -646,7 +653,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let cfg = train::TrainConfig {
                 arch: arch.clone(), width, classes: dataset.classes(), float_epochs, qat_epochs, batch, lr, qat_lr,
                 smoothing, weight_bits, act_bits, per_channel_weights, qat_rounding_bits, batch_norm, seed, mean, std,
-                init: imagenet_weights.as_ref().map(|p| p.display().to_string()), head_epochs, rotation_degrees: rotate,
+                init: imagenet_weights.as_ref().map(|p| p.display().to_string()), head_epochs, rotation_degrees: rotate, bf16,
             };
             train_host::widths::fit(&Arch::by_name(&arch, dataset.classes(), width)?, &cfg.weight_bits, &cfg.act_bits)?;
             if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
@@ -739,25 +746,26 @@ fn run(cli: Cli) -> Result<(), String> {
             print!("{md}");
             write_section(write, "fhe-costs", &md)?;
         }
-        Command::BenchTrain { arch, width, batch, steps, batch_norm, torch, backend, data, write } => {
+        Command::BenchTrain { arch, width, batch, steps, batch_norm, torch, bf16, backend, data, write } => {
             let backends = if backend.is_empty() { Backend::compiled() } else { backend };
             let (mean, std) = Kind::Cifar10.normalization();
             let cfg = train::TrainConfig {
                 arch: arch.clone(), width, classes: 10, float_epochs: 1, qat_epochs: 0, batch, lr: 2e-3, qat_lr: 2e-4, smoothing: 0.1,
                 weight_bits: Widths::uniform(5), act_bits: Widths::uniform(5), per_channel_weights: false, qat_rounding_bits: None, batch_norm, init: None, seed: 0, mean, std,
-                head_epochs: 0, rotation_degrees: 0.0,
+                head_epochs: 0, rotation_degrees: 0.0, bf16: false,
             };
             let mut ds = cifar::load(&data.unwrap_or_else(paths::default_data), Kind::Cifar10, Split::Train).map_err(|e| e.to_string())?;
             ds.truncate(batch);
-            let speeds = train_host::bench_train::measure(&cfg, &ds, steps, &backends, torch.as_deref())?;
+            let speeds = train_host::bench_train::measure(&cfg, &ds, steps, &backends, bf16, torch.as_deref())?;
             let mut features: Vec<&str> = backends.iter().filter_map(|b| b.feature()).collect();
             features.sort_unstable();
             features.dedup();
             let command = format!(
-                "cargo run --release -p train-host{} -- bench-train --arch {arch} --width {width} --batch {batch} --steps {steps} --backend {}{}{}",
+                "cargo run --release -p train-host{} -- bench-train --arch {arch} --width {width} --batch {batch} --steps {steps} --backend {}{}{}{}",
                 if features.is_empty() { String::new() } else { format!(" --features {}", features.join(",")) },
                 backends.iter().map(|b| b.to_possible_value().expect("named").get_name().to_owned()).collect::<Vec<_>>().join(","),
                 if batch_norm { " --batch-norm" } else { "" },
+                if bf16 { " --bf16" } else { "" },
                 torch.as_ref().map_or(String::new(), |p| format!(" --torch {}", p.display()))
             );
             let md = train_host::bench_train::markdown(&cfg, steps, &speeds, &command);
@@ -807,7 +815,7 @@ fn compile_run(
 ) -> Result<(), String> {
     let train::TrainConfig {
         arch, width, float_epochs, qat_epochs, head_epochs, batch, lr, qat_lr, seed, batch_norm, weight_bits, act_bits, per_channel_weights,
-        rotation_degrees, ..
+        rotation_degrees, bf16, ..
     } = cfg;
     let ds_name = format!("{:?}", train_set.kind).to_lowercase();
     let name = format!("{arch}-{ds_name}");
@@ -816,7 +824,7 @@ fn compile_run(
          {} weights (one scale per {}), {} activations, {:.2} CPU-hours on {} threads; by `train-host \
          train --arch {arch} --width {width} --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} \
          --lr {lr} --qat-lr {qat_lr} --weight-bits {weight_bits} --act-bits {act_bits} --qat-rounding-bits {} --rounding-bits {} \
-         --seed {seed}{}{}{}{}{}`.",
+         --seed {seed}{}{}{}{}{}{}`.",
         train_set.len(),
         weight_bits.describe(),
         scale_granularity(*per_channel_weights),
@@ -830,6 +838,7 @@ fn compile_run(
         if *per_channel_weights { " --per-channel-weights" } else { "" },
         if *head_epochs > 0 { format!(" --head-epochs {head_epochs}") } else { String::new() },
         if *rotation_degrees > 0.0 { format!(" --rotate {rotation_degrees}") } else { String::new() },
+        if *bf16 { " --bf16" } else { "" },
     );
     let qcfg = cfg.compile_quant(rounding_bits);
     let calib = train::calibration_images(train_set);

@@ -15,7 +15,7 @@ use burn::tensor::module::{avg_pool2d, conv2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
 use burn::module::RunningState;
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 
 /// Parameters of the network; the architecture is kept beside them.
 #[derive(Module, Debug)]
@@ -29,6 +29,12 @@ pub struct Net {
     /// Batch normalisation after each convolution, during float training only (empty otherwise):
     /// it is folded into the convolutions before QAT, so the circuit never sees it.
     norms: Vec<BatchNorm>,
+    /// The precision of the convolutions in float mode (`F32`, or `BF16` like PyTorch's autocast:
+    /// inputs and weights rounded to bfloat16, products accumulated by the backend, outputs and
+    /// everything else — batch norm, loss, gradients' accumulation, the optimizer — in f32).
+    /// QAT always runs in f32: its accumulators must be the circuit's.
+    #[module(skip)]
+    conv_dtype: FloatDType,
 }
 
 /// A batch normalisation's parameters and running statistics, for checkpoints.
@@ -166,7 +172,12 @@ impl Net {
         }
         let n = sites(&float.arch).len().max(1);
         let log_scales = Param::from_tensor(Tensor::from_data(TensorData::new(vec![0f32; n], [n]), device));
-        Net { weights, biases, log_scales, norms: Vec::new() }
+        Net { weights, biases, log_scales, norms: Vec::new(), conv_dtype: FloatDType::F32 }
+    }
+
+    /// The same network, its float-mode convolutions computed in `dtype`.
+    pub fn with_conv_dtype(self, dtype: FloatDType) -> Net {
+        Net { conv_dtype: dtype, ..self }
     }
 
     /// Adds batch normalisation after every convolution, fresh or from checkpointed `states`.
@@ -326,7 +337,12 @@ impl Net {
             match *layer {
                 Layer::Conv { out, stride, pad, .. } => {
                     let (w, w_scale) = weight(p);
-                    let acc = conv2d(x, w, None, ConvOptions::new([stride; 2], [pad; 2], [1, 1], 1));
+                    let options = ConvOptions::new([stride; 2], [pad; 2], [1, 1], 1);
+                    let acc = if quant.is_none() && self.conv_dtype != FloatDType::F32 {
+                        conv2d(x.cast(self.conv_dtype), w.cast(self.conv_dtype), None, options).cast(FloatDType::F32)
+                    } else {
+                        conv2d(x, w, None, options)
+                    };
                     let unit = w_scale.zip(x_scale.clone()).map(|(a, b)| a * b);
                     x = round(acc, unit, site) + self.biases[p].val().reshape([1, out, 1, 1]);
                     if let Some(bn) = self.norms.get(p) {
@@ -365,4 +381,27 @@ impl Net {
 /// The float values of a tensor.
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().expect("float tensor")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_convolutions_round_the_float_forward_only() {
+        let arch = Arch::by_name("tiny", 10, 1.0).unwrap();
+        let device = Device::flex();
+        let net = Net::from_float(&FloatNet::random(arch.clone(), (3, 32, 32), 1), &device);
+        let bf16 = net.clone().with_conv_dtype(FloatDType::BF16);
+        let pixels: Vec<f32> = (0..4 * 3 * 32 * 32).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(pixels, [4, 3, 32, 32]), &device);
+        let logits = |net: &Net, quant: Option<&Quant>| to_vec(net.forward(x.clone(), &arch, quant, None));
+        let (exact, rounded) = (logits(&net, None), logits(&bf16, None));
+        let largest = exact.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = exact.iter().zip(&rounded).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        // bfloat16 keeps 8 significant bits: the logits move, a little.
+        assert!(worst > 0.0 && worst < 0.05 * largest, "largest logit {largest}, worst difference {worst}");
+        let quant = Quant { weight_bits: Widths::uniform(5), per_channel_weights: false, act_bits: Widths::uniform(5), input_scale: 0.05, rounding: None };
+        assert_eq!(logits(&net, Some(&quant)), logits(&bf16, Some(&quant)), "QAT must compute the circuit's accumulators");
+    }
 }

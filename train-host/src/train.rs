@@ -62,6 +62,10 @@ pub struct TrainConfig {
     /// Stored like `per_channel_weights`.
     #[serde(skip)]
     pub rotation_degrees: f32,
+    /// The float phase's convolutions in bfloat16 (see [`Net::with_conv_dtype`]). A speed
+    /// setting, like the backend: not stored, and a run may resume with or without it.
+    #[serde(skip)]
+    pub bf16: bool,
     /// Bits the lookups keep of their accumulators during QAT (rounding-aware training), `None`
     /// for unrounded accumulators.
     pub qat_rounding_bits: Option<u32>,
@@ -78,6 +82,11 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The float phase's convolution precision.
+    pub fn conv_dtype(&self) -> burn::tensor::FloatDType {
+        if self.bf16 { burn::tensor::FloatDType::BF16 } else { burn::tensor::FloatDType::F32 }
+    }
+
     /// The quantization QAT trains with (exact accumulators).
     pub fn quant(&self) -> Quant {
         Quant {
@@ -410,6 +419,7 @@ fn float_net(arch: Arch, params: Vec<Option<(Vec<f32>, Vec<f32>)>>) -> FloatNet 
 /// settings, except that the QAT settings may change while no QAT epoch has run (so one float run
 /// can be fine-tuned several ways).
 fn resumable(old: &TrainConfig, new: &TrainConfig, done: usize) -> bool {
+    let old = &TrainConfig { bf16: new.bf16, ..old.clone() };
     let float_part = |c: &TrainConfig| TrainConfig {
         qat_epochs: 0,
         qat_lr: 0.0,
@@ -449,7 +459,7 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
         let rounding = cfg.qat_rounding_bits.map(|bits| circuit_rounding(model, &arch, train, cfg, &exact, bits));
         exact.clone().with_rounding(rounding)
     };
-    let (mut model, mut done, mut log, mut scales) = match (resume, load(run)?) {
+    let (model, mut done, mut log, mut scales) = match (resume, load(run)?) {
         (true, Some(ck)) => {
             if !resumable(&ck.config, cfg, ck.done) {
                 let hint = if resumable(&ck.config, cfg, ck.config.float_epochs) {
@@ -480,6 +490,7 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
             (m, 0, Vec::new(), Vec::new())
         }
     };
+    let mut model = model.with_conv_dtype(cfg.conv_dtype());
     let loss_fn = CrossEntropyLossConfig::new().with_smoothing(Some(cfg.smoothing)).init(&device);
     let total = cfg.float_epochs + cfg.qat_epochs;
     let steps = train.len().div_ceil(cfg.batch);
@@ -618,7 +629,7 @@ pub fn images_per_second(cfg: &TrainConfig, ds: &Dataset, steps: usize, device: 
     crate::widths::fit(&arch, &cfg.weight_bits, &cfg.act_bits)?;
     let device = device.clone().autodiff();
     let float = FloatNet::random(arch.clone(), (3, 32, 32), cfg.seed);
-    let mut model = Net::from_float(&float, &device);
+    let mut model = Net::from_float(&float, &device).with_conv_dtype(cfg.conv_dtype());
     if cfg.batch_norm {
         model = model.with_norms(None, &device);
     }
@@ -657,7 +668,7 @@ mod tests {
         TrainConfig {
             arch: "small".into(), width: 1.0, classes: 10, float_epochs: 4, qat_epochs: 0, batch: 128, lr: 2e-3, qat_lr: 2e-4,
             smoothing: 0.1, weight_bits: Widths::uniform(5), act_bits: Widths::uniform(5), per_channel_weights: false, qat_rounding_bits: None, batch_norm: false, init: None, seed: 0,
-            mean: [0.5; 3], std: [0.25; 3], head_epochs: 0, rotation_degrees: 0.0,
+            mean: [0.5; 3], std: [0.25; 3], head_epochs: 0, rotation_degrees: 0.0, bf16: false,
         }
     }
 
@@ -672,6 +683,7 @@ mod tests {
         assert!(!resumable(&qat, &old, 5), "not once QAT has started");
         assert!(!resumable(&old, &TrainConfig { lr: 1e-3, ..qat.clone() }, 2), "float settings never change");
         assert!(!resumable(&old, &TrainConfig { seed: 1, ..old.clone() }, 4));
+        assert!(resumable(&qat, &TrainConfig { bf16: true, ..qat.clone() }, 5), "a speed setting, free to change");
     }
 
     #[test]
