@@ -26,10 +26,11 @@ pub struct Speed {
 pub fn measure(cfg: &TrainConfig, ds: &Dataset, steps: usize, backends: &[Backend], bf16: bool, python: Option<&Path>) -> Result<Vec<Speed>, String> {
     let mut v = Vec::new();
     for &b in backends {
-        for bf16 in if bf16 { vec![false, true] } else { vec![false] } {
-            let cfg = TrainConfig { bf16, ..cfg.clone() };
+        let precisions: &[bool] = if bf16 { &[false, true] } else { &[false] };
+        for &half in precisions {
+            let cfg = TrainConfig { bf16: half, ..cfg.clone() };
             let images_per_second = images_per_second(&cfg, ds, steps, &b.device()?)?;
-            let precision = if bf16 { ", bf16 convolutions" } else { "" };
+            let precision = if half { ", bf16 convolutions" } else { "" };
             v.push(Speed { framework: format!("cifhe ({}{precision})", b.describe()), images_per_second });
         }
     }

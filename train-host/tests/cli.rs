@@ -139,18 +139,14 @@ fn compile_recompiles_a_finished_run_and_refuses_an_unfinished_one() {
     let run = run.to_str().unwrap();
     let small = ["--limit", "600", "--eval-images", "200"];
     // With another backend built in, the run resumes on it: checkpoints move between backends.
-    let resume_backend = if cfg!(feature = "libtorch") {
-        "libtorch"
-    } else if cfg!(feature = "wgpu") {
-        "wgpu"
-    } else {
-        "flex"
-    };
+    use train_host::backend::Backend;
+    let other = Backend::compiled().into_iter().find(|&b| b != Backend::Flex).unwrap_or(Backend::Flex);
+    let resume_backend = clap::ValueEnum::to_possible_value(&other).expect("named").get_name().to_owned();
     let train = |qat: &str, resume: bool| {
         let mut args = vec!["train", "--arch", "tiny", "--data", data, "--run-dir", run, "--float-epochs", "1", "--qat-epochs", qat];
         args.extend(small);
         if resume {
-            args.extend(["--resume", "--backend", resume_backend]);
+            args.extend(["--resume", "--backend", &resume_backend]);
         }
         train_host(&args)
     };
