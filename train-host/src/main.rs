@@ -815,7 +815,7 @@ fn compile_run(
 ) -> Result<(), String> {
     let train::TrainConfig {
         arch, width, float_epochs, qat_epochs, head_epochs, batch, lr, qat_lr, seed, batch_norm, weight_bits, act_bits, per_channel_weights,
-        rotation_degrees, bf16, ..
+        rotation_degrees, ..
     } = cfg;
     let ds_name = format!("{:?}", train_set.kind).to_lowercase();
     let name = format!("{arch}-{ds_name}");
@@ -824,7 +824,7 @@ fn compile_run(
          {} weights (one scale per {}), {} activations, {:.2} CPU-hours on {} threads; by `train-host \
          train --arch {arch} --width {width} --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} \
          --lr {lr} --qat-lr {qat_lr} --weight-bits {weight_bits} --act-bits {act_bits} --qat-rounding-bits {} --rounding-bits {} \
-         --seed {seed}{}{}{}{}{}{}`.",
+         --seed {seed}{}{}{}{}{}`.",
         train_set.len(),
         weight_bits.describe(),
         scale_granularity(*per_channel_weights),
@@ -838,7 +838,6 @@ fn compile_run(
         if *per_channel_weights { " --per-channel-weights" } else { "" },
         if *head_epochs > 0 { format!(" --head-epochs {head_epochs}") } else { String::new() },
         if *rotation_degrees > 0.0 { format!(" --rotate {rotation_degrees}") } else { String::new() },
-        if *bf16 { " --bf16" } else { "" },
     );
     let qcfg = cfg.compile_quant(rounding_bits);
     let calib = train::calibration_images(train_set);
