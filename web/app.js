@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const setState = (s) => { document.body.dataset.state = s; };
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 
-let classifier, info, current = null;
+let classifier, info, current = null, simProbs = null;
 // What the last encrypted run measured, for people and for the browser test.
 window.cifhe = { steps: {}, result: null };
 
@@ -105,6 +105,7 @@ function select(planes, label) {
   drawPlanes($('view'), planes);
   $('truth').textContent = label === null ? 'Your image.' : `CIFAR test image; true class: ${info.labels[label]}.`;
   const probs = classifier.simulate(planes, info.params, 0n);
+  simProbs = Array.from(probs);
   setClass($('sim-class'), showTop($('sim-top'), probs));
   setClass($('fhe-class'), null);
   $('fhe-top').replaceChildren();
@@ -151,7 +152,7 @@ worker.onmessage = (e) => {
     const same = String(k) === $('sim-class').dataset.class;
     $('agree').textContent = same ? '(same as the simulator)' : '(differs from the simulator: TFHE noise moved a borderline image)';
     $('progress-text').textContent = `done in ${m.seconds.toFixed(1)} s end to end (key ${m.keyId}, parameters ${m.params})`;
-    window.cifhe.result = { fheClass: k, simClass: +$('sim-class').dataset.class, seconds: m.seconds };
+    window.cifhe.result = { fheClass: k, simClass: +$('sim-class').dataset.class, seconds: m.seconds, fheProbs: m.probs, simProbs };
     $('run').disabled = false;
     setState('done');
   } else if (m.type === 'error') {
