@@ -213,8 +213,8 @@ fn page_classifies_an_encrypted_image_like_its_simulator() {
     if report["result"]["fheClass"] != report["result"]["simClass"] {
         // One CI run (2026-11-30, of some twenty) decrypted class 9 for test image 2, whose
         // simulated class is 8 in 3,978 of 4,000 noise draws and 1 in the others; not reproduced
-        // in 15 runs since. Both runs' probabilities are printed; a second encryption under the
-        // same keys must agree, so keys or a circuit that are wrong still fail.
+        // in 13 browser runs the same day. Both runs' probabilities are printed; a second
+        // encryption under the same keys must agree, so keys or a circuit that are wrong still fail.
         eprintln!("WARNING: the decrypted class differs from the simulated one on the first run; running again");
         browser.eval("document.getElementById('run').click()");
         println!("second browser run: {:#}", finished_run(&browser));
