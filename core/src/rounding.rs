@@ -5,8 +5,12 @@
 //! reference), so `r` ranges over `[−2^(R−1), 2^(R−1)]` and a PBS needs a table of `2^R + 1` entries
 //! `T[r] = f(r · 2^lsbs)`. Since `f` is stored as thresholds, `T[r] = lo + #{t : ⌈t / 2^lsbs⌉ ≤ r}`.
 //!
-//! An accumulator outside its declared width would wrap around in TFHE; the simulator saturates it
-//! and counts it, so a run reports whether calibration chose wide enough accumulators.
+//! On the torus the bootstrap reads one of `2^(R+1)` boxes, `[−2^R, 2^R)`: the table fills half of
+//! them and the other half holds its negacyclic mirror (see `fhe::plan`). An accumulator outside its
+//! declared width wraps into that mirror, and so does a rounded value the noise pushes past an end
+//! of the table. [`StageRounding::round`] and [`StageRounding::lookup`] follow TFHE there too, so the
+//! simulator computes what TFHE computes even then (and counts the accumulators outside their width,
+//! so a run reports whether calibration chose wide enough ones).
 
 /// How the low bits are removed before a lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -43,11 +47,11 @@ impl StageRounding {
         (-m, m - 1)
     }
 
-    /// The rounded values a lookup of this stage must accept.
+    /// The rounded values a lookup of this stage must accept: the table's ends.
     #[inline]
     pub fn rounded_range(&self) -> (i32, i32) {
         let (lo, hi) = self.acc_range();
-        (self.round_clamped(lo), self.round_clamped(hi))
+        ((lo + self.half()) >> self.lsbs, (hi + self.half()) >> self.lsbs)
     }
 
     #[inline]
@@ -55,31 +59,47 @@ impl StageRounding {
         (1i32 << self.lsbs) >> 1
     }
 
-    /// Rounds an accumulator already inside [`Self::acc_range`].
-    #[inline]
-    pub fn round_clamped(&self, acc: i32) -> i32 {
-        (acc + self.half()) >> self.lsbs
-    }
-
-    /// Saturates to the declared width and rounds.
+    /// The box of the torus the bootstrap reads for accumulator `acc`: `acc` rounded half up to `R`
+    /// bits, wrapped into `[−2^R, 2^R)` as the torus wraps it. Inside the declared width that is a
+    /// value of [`Self::rounded_range`].
     #[inline]
     pub fn round(&self, acc: i32) -> i32 {
-        let (lo, hi) = self.acc_range();
-        self.round_clamped(acc.clamp(lo, hi))
+        // Wrapping i32 arithmetic is exact here: 2^32 is a multiple of the torus' 2^(B+1).
+        self.wrap(acc.wrapping_add(self.half()) >> self.lsbs)
     }
 
-    /// The dropped bits of the saturated accumulator, offset so that `low / 2^lsbs − 1/2` is the
-    /// fraction `x − round(x)` of `x = acc / 2^lsbs`.
+    /// A rounded value (moved by noise, say) as the box of the torus it lands in: `r` modulo
+    /// `2^(R+1)`, in `[−2^R, 2^R)`.
+    #[inline]
+    pub fn wrap(&self, r: i32) -> i32 {
+        // R + 1 ≤ 32 since a model's accumulators have at most 31 bits.
+        let shift = 31 - (self.acc_bits - self.lsbs);
+        (r << shift) >> shift
+    }
+
+    /// The dropped bits of the accumulator, offset so that `low / 2^lsbs − 1/2` is the fraction
+    /// `x − round(x)` of `x = acc / 2^lsbs`.
     #[inline]
     pub fn low_bits(&self, acc: i32) -> u32 {
-        let (lo, hi) = self.acc_range();
-        ((acc.clamp(lo, hi) + self.half()) as u32) & ((1u32 << self.lsbs) - 1)
+        (acc.wrapping_add(self.half()) as u32) & ((1u32 << self.lsbs) - 1)
     }
 
-    /// The output code of lookup `l`, channel `ch` of `channels`, for the rounded input `r`: the
-    /// table a PBS of this stage holds (`T[r] = f(r · 2^lsbs)`).
+    /// The output code of lookup `l`, channel `ch` of `channels`, for the box `r` the bootstrap
+    /// reads: inside [`Self::rounded_range`] `[lo, hi]` the table, `T[r] = f(r · 2^lsbs)`; beyond
+    /// it, in `[−2^R, 2^R)`, the negacyclic mirror a TFHE table holds there,
+    /// `T[lo] + T[hi] − T[r ∓ 2^R]` (between `T[lo]` and `T[hi]`, since `f` is a staircase).
     pub fn lookup(&self, l: &crate::model::Lookup<'_>, r: i32, ch: usize, channels: usize) -> i8 {
-        l.apply(r << self.lsbs, ch, channels)
+        let (lo, hi) = self.rounded_range();
+        let t = |r: i32| l.apply(r << self.lsbs, ch, channels) as i16;
+        let period = 1i32 << (self.acc_bits - self.lsbs);
+        let mirror = |r: i32| t(lo) + t(hi) - t(r);
+        (if r < lo {
+            mirror(r + period)
+        } else if r > hi {
+            mirror(r - period)
+        } else {
+            t(r)
+        }) as i8
     }
 
     /// A lookup threshold in the rounded domain: `acc' = r · 2^lsbs ≥ t ⇔ r ≥ ⌈t / 2^lsbs⌉`.
@@ -102,7 +122,17 @@ mod tests {
         assert_eq!(r.round(-8), 0);
         assert_eq!(r.round(-9), -1);
         assert_eq!(r.rounded_range(), (-32, 32));
-        assert_eq!(r.round(5000), 32);
+        // Beyond the declared width the torus wraps (mod 2^11): 5000 ≡ 904, which rounds to 57.
+        assert_eq!(r.round(5000), 57);
+        for acc in -5000..5000 {
+            let torus = (acc + 1024i32).rem_euclid(2048) - 1024;
+            assert_eq!(r.round(acc), r.round(torus), "acc {acc}");
+            assert!((-64..64).contains(&r.round(acc)));
+            let inside = (-512..512).contains(&acc);
+            let (lo, hi) = r.rounded_range();
+            assert!(!inside || (lo..=hi).contains(&r.round(acc)), "acc {acc}");
+        }
+        assert_eq!((r.wrap(32 + 1), r.wrap(-32 - 1), r.wrap(64), r.wrap(-65)), (33, -33, -64, 63));
         for t in -600..600 {
             for acc in -512..512 {
                 let rr = r.round(acc);

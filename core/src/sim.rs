@@ -45,7 +45,7 @@ pub struct RunStats {
     pub lookups: u64,
     /// Lookup inputs the noise moved.
     pub noise_events: u64,
-    /// Accumulators outside their declared width (TFHE would have wrapped them).
+    /// Accumulators outside their declared width (wrapped on the torus, as TFHE wraps them).
     pub overflows: u64,
 }
 
@@ -317,23 +317,31 @@ impl<'m, 'a> Simulator<'m, 'a> {
         codes[..lay.len()].fill(zp as u8);
         let (r, cnt) = vectors[..2 * ch].split_at_mut(ch);
         let mut stats = RunStats { lookups: (s.h * s.w * ch) as u64, ..RunStats::default() };
+        let beyond = |r: i32| r < r_lo || r > r_hi;
         for p in 0..s.h * s.w {
             let a = &acc[p * o16..][..ch];
+            // Whether some input is beyond the table's ends: rare (an accumulator outside its
+            // width, or noise at an end), and then read from the table's mirror below.
+            let mut mirrored = false;
             for (ri, &ai) in r.iter_mut().zip(a) {
-                stats.overflows += (ai < acc_lo || ai > acc_hi) as u64;
+                let outside = ai < acc_lo || ai > acc_hi;
+                stats.overflows += outside as u64;
+                mirrored |= outside;
                 *ri = rnd.round(ai);
             }
             if approximate {
                 for (ri, &ai) in r.iter_mut().zip(a) {
                     let j = sampler.approximate_offset(rnd.low_bits(ai), rnd.lsbs, table);
                     if j != 0 {
-                        *ri = (*ri + j).clamp(r_lo, r_hi);
+                        *ri = rnd.wrap(*ri + j);
+                        mirrored |= beyond(*ri);
                         stats.noise_events += 1;
                     }
                 }
             } else {
                 sampler.exact_errors(ch, |c, j| {
-                    r[c] = (r[c] + j).clamp(r_lo, r_hi);
+                    r[c] = rnd.wrap(r[c] + j);
+                    mirrored |= beyond(r[c]);
                     stats.noise_events += 1;
                 });
             }
@@ -346,6 +354,11 @@ impl<'m, 'a> Simulator<'m, 'a> {
             let dst = &mut codes[lay.offset(p / s.w, p % s.w)..][..ch];
             for (d, &n) in dst.iter_mut().zip(cnt.iter()) {
                 *d = (base + n) as u8;
+            }
+            if mirrored {
+                for (c, (d, &ri)) in dst.iter_mut().zip(r.iter()).enumerate().filter(|(_, (_, &ri))| beyond(ri)) {
+                    *d = (rnd.lookup(l, ri, c, ch) as i32 + zp) as u8;
+                }
             }
         }
         stats

@@ -18,17 +18,18 @@ fn ramp(channels: usize, levels: usize, from: i32, step: i32) -> Vec<Vec<i32>> {
     (0..channels).map(|c| (0..levels).map(|l| from + (c as i32 % 3) + step * l as i32).collect()).collect()
 }
 
-/// Input 3×4×4 with codes in {−1, 0, 1}; conv 1×1 → lookup (4-bit accumulators) → 2×2 sum-pool →
-/// lookup (5 bits) → linear: every lookup keeps all its bits, so with the 2_2 set the bootstrap's
-/// error probability is below 1e-10 and decryption must equal the exact circuit.
-fn tiny_model(seed: u64) -> Vec<u8> {
+/// Input 3×4×4 with codes in {−1, 0, 1}; conv 1×1 → lookup (`first_bits`-bit accumulators) → 2×2
+/// sum-pool → lookup (5 bits) → linear: every lookup keeps all its bits, so with the 2_2 set the
+/// bootstrap's error probability is below 1e-10 and decryption must equal the exact circuit. The
+/// conv's accumulators span [−3, 3]: 4 bits hold them, 2 bits do not (they wrap on the torus).
+fn tiny_model(seed: u64, first_bits: u8) -> Vec<u8> {
     let mut rng = Rng::new(seed, 7);
     let input = Shape { h: 4, w: 4, c: 3 };
     let table: Vec<[i8; 256]> = (0..3).map(|_| core::array::from_fn(|p| (p as i32 / 86 - 1) as i8)).collect();
     let mut b = ModelBuilder::new("fhe-test", input, &table);
     let w: Vec<i8> = (0..4 * 3).map(|_| uniform(&mut rng, -1, 1) as i8).collect();
     b.conv(&w, 4, 3, 1, 1, 1, 0);
-    b.lookup(4, 0, 3, &ramp(4, 3, -1, 1), (-3, 3));
+    b.lookup(first_bits, 0, 3, &ramp(4, 3, -1, 1), (-3, 3));
     b.sum_pool(2, 1);
     b.lookup(5, 0, 1, &ramp(4, 1, 4, 0), (0, 12));
     let flat = Shape { h: 3, w: 3, c: 4 };
@@ -40,7 +41,7 @@ fn tiny_model(seed: u64) -> Vec<u8> {
 
 #[test]
 fn decrypted_output_equals_the_simulator_at_negligible_error() {
-    let bytes = tiny_model(1);
+    let bytes = tiny_model(1, 4);
     let model = Model::from_bytes(&bytes).unwrap();
     let plan = Plan::new(&model, ParamSet::M2C2, None).unwrap();
     assert!(plan.noise().max_p_error() < 1e-10, "p_error {}", plan.noise().max_p_error());
@@ -62,6 +63,24 @@ fn decrypted_output_equals_the_simulator_at_negligible_error() {
         assert_eq!(got, expect, "image {i}");
         assert_eq!(expect, reference::evaluate(&model, &image, None));
     }
+
+    // Accumulators outside their declared width wrap on the torus, and the bootstrap reads the
+    // table's mirror: the simulator must compute the same (and count them).
+    let narrow_bytes = tiny_model(1, 2);
+    let narrow = Model::from_bytes(&narrow_bytes).unwrap();
+    let narrow_plan = Plan::new(&narrow, ParamSet::M2C2, None).unwrap();
+    let narrow_eval = Evaluator::new(&server, &narrow, narrow_plan.clone()).unwrap();
+    let narrow_sim = Simulator::new(&narrow, RunConfig { rounding_bits: None, noise: NoiseModel::NONE.into(), ..RunConfig::new(&narrow) }).unwrap();
+    let mut overflows = 0;
+    for i in 0..2 {
+        let image: Vec<u8> = (0..narrow.image_len()).map(|_| rng.next_u64() as u8).collect();
+        let out = narrow_eval.run(&client.encrypt_image(&narrow, &narrow_plan, &image).unwrap(), &|_, _, _| {}).unwrap();
+        let mut expect = vec![0i32; 10];
+        overflows += narrow_sim.run(&image, i, &mut scratch, &mut expect).unwrap().overflows;
+        assert_eq!(client.decrypt(&narrow_plan, &out).unwrap(), expect, "narrow model, image {i}");
+        assert_eq!(expect, reference::evaluate(&narrow, &image, None));
+    }
+    assert!(overflows > 0, "the narrow model's accumulators must leave their width, or this measures nothing");
 
     // Material from another client key is refused, clearly.
     let other = ClientKey::generate(ParamSet::M2C2);

@@ -13,7 +13,9 @@
 //! rounding, the simulator's model). The `2^R + 1` rounded values `[−2^(R−1), 2^(R−1)]` fit the `2N`
 //! negacyclic slots because the table stores `f(r) − c` with `c = (f(lo) + f(hi)) / 2`: then the
 //! top box and the negated bottom box hold the same coefficients, and `c · Δ'` is added back after
-//! the bootstrap. One step beyond either end reads the end's value (the simulator's clamping).
+//! the bootstrap. Beyond either end (an accumulator outside its width, or noise at an end) the
+//! bootstrap reads the mirror `f(lo) + f(hi) − f(r ∓ 2^R)`, which the slots above `hi` hold
+//! ([`StageRounding::lookup`], so the simulator reads it too).
 use super::params::{Bootstrap, ParamSet};
 use crate::analysis;
 use crate::kernels::reference::Taps;
@@ -255,7 +257,6 @@ impl LookupPlan {
     /// The table of channel `ch` (of `channels`) for a polynomial of `n` coefficients, and the
     /// plaintext to add to the bootstrap's output.
     pub fn table(&self, l: &Lookup<'_>, ch: usize, channels: usize, n: usize) -> (Vec<u64>, u64) {
-        let bits = self.rounding.acc_bits - self.rounding.lsbs;
         let (lo, hi) = self.rounding.rounded_range();
         let f = |r: i32| self.rounding.lookup(l, r, ch, channels) as i64;
         let (f_lo, f_hi) = (f(lo), f(hi));
@@ -264,16 +265,60 @@ impl LookupPlan {
         // torus, i.e. modulo 2^64 (a code may exceed what its scale holds when the next stage
         // cannot see it, e.g. behind zero weights).
         let coef = |r: i32| ((2 * f(r) - f_lo - f_hi) as u64).wrapping_mul(half_delta);
-        let table = (0..n)
-            .map(|s| {
-                let r = (s / self.box_slots) as i32;
-                if r <= hi {
-                    coef(r)
-                } else {
-                    coef(r - (1 << bits)).wrapping_neg()
-                }
-            })
-            .collect();
+        // Slot s holds box r = s / k of [0, 2^R); above hi that is the mirror, which is what makes
+        // the bootstrap's negated read of the negative boxes give the table there.
+        let table = (0..n).map(|s| coef((s / self.box_slots) as i32)).collect();
         (table, ((f_lo + f_hi) as u64).wrapping_mul(half_delta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::ModelBuilder;
+    use crate::fhe::eval::decode;
+    use crate::model::Shape;
+
+    /// Input → 1×1 conv → lookup (8-bit accumulators; staircases whose last step is at the top end,
+    /// so the mirror beyond the bottom differs from the bottom end) → linear.
+    fn model() -> Vec<u8> {
+        let input = Shape { h: 2, w: 2, c: 1 };
+        let mut b = ModelBuilder::new("mirror", input, &[core::array::from_fn(|p| (p as i32 / 128) as i8)]);
+        b.conv(&[1, -1, 2], 3, 1, 1, 1, 1, 0);
+        let t: Vec<Vec<i32>> = (0..3).map(|c| (0..9).map(|l| 127 - (8 - l) * (25 + c)).collect()).collect();
+        b.lookup(8, -4, 5, &t, (-128, 127));
+        b.linear(&[1; 2 * 12], 2, Shape { h: 2, w: 2, c: 3 });
+        b.output(&[1.0; 2], &[0.0; 2]);
+        b.to_bytes()
+    }
+
+    #[test]
+    fn the_bootstrap_reads_what_the_simulators_lookup_gives_in_every_box() {
+        let bytes = model();
+        let model = Model::from_bytes(&bytes).unwrap();
+        let Stage::Lookup(l) = &model.stages()[1] else { panic!("stage 1 is the lookup") };
+        for bits in [None, Some(6), Some(4)] {
+            let plan = Plan::new(&model, ParamSet::M2C2, bits).unwrap();
+            let StagePlan::Lookup(lp) = &plan.stages[1] else { panic!("stage 1 is the lookup") };
+            let n = ParamSet::M2C2.polynomial_size().0;
+            let boxes = (2 * n / lp.box_slots) as i32;
+            let (lo, hi) = lp.rounding.rounded_range();
+            for ch in 0..3 {
+                let (table, after) = lp.table(l, ch, 3, n);
+                // The blind rotation reads slot s of the negacyclic polynomial: coefficient s, or
+                // minus coefficient s + N for s in [−N, 0).
+                let read = |s: i64| if s >= 0 { table[s as usize] } else { table[(s + n as i64) as usize].wrapping_neg() };
+                for r in -boxes / 2..boxes / 2 {
+                    for s in [r as i64 * lp.box_slots as i64, (r as i64 + 1) * lp.box_slots as i64 - 1] {
+                        let got = decode(read(s).wrapping_add(after), lp.delta_out);
+                        assert_eq!(got, lp.rounding.lookup(l, r, ch, 3) as i32, "bits {bits:?}, channel {ch}, box {r}, slot {s}");
+                    }
+                }
+                // Two boxes below the bottom end the mirror is not the end's value (where a
+                // saturating lookup would read): the boxes beyond the table are really tested.
+                let below = lp.rounding.lookup(l, lo - 2, ch, 3);
+                assert_ne!(below, lp.rounding.lookup(l, lo, ch, 3), "bits {bits:?}, channel {ch}: {lo}..={hi}");
+            }
+        }
     }
 }
