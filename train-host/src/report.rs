@@ -6,7 +6,7 @@ use crate::cifar::Dataset;
 use crate::eval::evaluate;
 use cifhe_core::analysis::analyze;
 use cifhe_core::fhe::plan::DEFAULT_P_ERROR_TARGET;
-use cifhe_core::fhe::{ParamSet, Plan};
+use cifhe_core::fhe::{Bootstrap, ParamSet, Plan};
 use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig};
 use crate::plot::{Chart, Series};
 use std::fmt::Write;
@@ -53,12 +53,19 @@ pub fn measure(model: &Model<'_>, data: &Dataset, log: Option<&str>, progress: &
     for bits in ROUNDINGS {
         run(format!("FHE simulation, {bits}-bit exact rounding, p_error 2^-40"), Some(bits), RunConfig { rounding_bits: Some(bits), noise: p, ..base })?;
     }
-    let cfg = RunConfig { rounding_bits: Some(6), noise: p, mode: RoundingMode::Approximate, ..base };
-    run("FHE simulation, 6-bit approximate rounding, p_error 2^-40".into(), None, cfg)?;
+    // TFHE rounds by its modulus switch (approximately), at the model's rounding.
+    if let Some(bits) = model.rounding_bits() {
+        let cfg = RunConfig { rounding_bits: Some(bits), noise: p, mode: RoundingMode::Approximate, ..base };
+        run(format!("FHE simulation, {bits}-bit approximate rounding (the model's), p_error 2^-40"), None, cfg)?;
+    }
     // What TFHE itself will give: the noise of the parameters `fhe` and `serve` use, per stage.
     let (set, target) = (ParamSet::M2C2, DEFAULT_P_ERROR_TARGET);
     let plan = Plan::for_set(model, set, model.rounding_bits(), target).map_err(|e| e.to_string())?;
-    let label = format!("FHE simulation, TFHE {set} noise (per-stage bootstraps, p_error target {target}), model's rounding, approximate");
+    let label = format!(
+        "FHE simulation, TFHE {set} noise ({} standard + {} fine bootstraps per image, chosen for p_error ≤ {target}), model's rounding, approximate",
+        plan.bootstraps_of(model, Bootstrap::Standard),
+        plan.bootstraps_of(model, Bootstrap::Fine)
+    );
     run(label, None, plan.simulation(RunConfig { rounding_bits: model.rounding_bits(), ..base }))?;
     Ok(rows)
 }
