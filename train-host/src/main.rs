@@ -770,7 +770,7 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             let md = train_host::bench_train::markdown(&cfg, steps, &speeds, &command);
             print!("{md}");
-            write_section(write, &format!("training-{arch}"), &md)?;
+            write_section(write, &format!("training-{arch}{}", if bf16 { "-bf16" } else { "" }), &md)?;
         }
         Command::Bench { model, data, images, write } => {
             let path = model.unwrap_or_else(paths::default_model);

@@ -404,4 +404,34 @@ mod tests {
         let quant = Quant { weight_bits: Widths::uniform(5), per_channel_weights: false, act_bits: Widths::uniform(5), input_scale: 0.05, rounding: None };
         assert_eq!(logits(&net, Some(&quant)), logits(&bf16, Some(&quant)), "QAT must compute the circuit's accumulators");
     }
+
+    #[test]
+    fn bf16_training_steps_keep_gradients_and_running_statistics_in_f32() {
+        let arch = Arch::by_name("tiny", 10, 1.0).unwrap();
+        let device = Device::flex().autodiff();
+        let float = FloatNet::random(arch.clone(), (3, 32, 32), 1);
+        let net = |dtype| Net::from_float(&float, &device).with_norms(None, &device).with_conv_dtype(dtype);
+        let (f32_net, bf16_net) = (net(FloatDType::F32), net(FloatDType::BF16));
+        let pixels: Vec<f32> = (0..4 * 3 * 32 * 32).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(pixels, [4, 3, 32, 32]), &device);
+        let grads = |net: &Net| {
+            let grads = net.forward(x.clone(), &arch, None, None).powi_scalar(2).mean().backward();
+            let g = net.weights[0].grad(&grads).expect("the first convolution's weights get a gradient");
+            assert_eq!(g.dtype(), burn::tensor::DType::F32, "gradients reach the f32 parameters as f32");
+            to_vec(g)
+        };
+        let (exact, rounded) = (grads(&f32_net), grads(&bf16_net));
+        let norm = |v: &mut dyn Iterator<Item = f32>| v.map(|a| a * a).sum::<f32>().sqrt();
+        let error = norm(&mut exact.iter().zip(&rounded).map(|(a, b)| a - b)) / norm(&mut exact.iter().copied());
+        // bfloat16 convolutions move this gradient by 6% (relative 2-norm); batch norms computed in
+        // bfloat16 too moved it by 17%, which is why they stay f32.
+        assert!(error > 0.0 && error < 0.1, "relative error of the bf16 gradient {error}");
+        // Both batch norms saw the same batch and moved their running statistics alike, in f32.
+        assert_eq!(bf16_net.norms[0].running_mean.value().dtype(), burn::tensor::DType::F32);
+        for (a, b) in f32_net.norm_states().iter().zip(bf16_net.norm_states()) {
+            for (u, v) in a[2].iter().chain(&a[3]).zip(b[2].iter().chain(&b[3])) {
+                assert!((u - v).abs() <= 0.02 * u.abs().max(0.1), "running statistics {u} (f32) and {v} (bf16)");
+            }
+        }
+    }
 }
