@@ -125,8 +125,10 @@ pub fn erfcinv(p: f64) -> f64 {
 
 /// Bins of the rounded-away fraction `f` for the approximate-rounding fast path.
 pub const BINS: usize = 64;
+/// Thresholds [`Sampler::prepare`] stores per bin edge.
+const EDGE_WORDS: usize = 4;
 /// `u64` words of the per-stage table [`Sampler::prepare`] fills.
-pub const TABLE_WORDS: usize = 2 * (BINS + 1);
+pub const TABLE_WORDS: usize = EDGE_WORDS * (BINS + 1);
 
 /// Draws the offsets of one image's lookup inputs. Deterministic for `(seed, image index)`.
 #[derive(Debug, Clone)]
@@ -206,14 +208,16 @@ impl Sampler {
     }
 
     /// Fills `table` for approximate rounding with this noise: for each bin edge
-    /// `f_b = b / BINS − 1/2`, the `u64` thresholds `⌈P(ε < −1/2 − f_b) · 2^64⌉` and
-    /// `⌈P(ε ≥ 1/2 − f_b) · 2^64⌉`. These bound the probabilities of any `f` in a bin, so most inputs
-    /// are decided with one comparison and no special function.
+    /// `f_b = b / BINS − 1/2`, the `u64` thresholds `⌈P · 2^64⌉` of the probabilities that an input at
+    /// `f_b` goes down by at least 1, by at least 2, up by at least 1 and up by at least 2
+    /// (`P(ε < −1/2 − f_b)`, `P(ε < −3/2 − f_b)`, `P(ε ≥ 1/2 − f_b)`, `P(ε ≥ 3/2 − f_b)`). Each is
+    /// monotonic in `f`, so a bin's two edges bound it for every `f` in the bin: most inputs, moved
+    /// by one or not at all, are decided by comparisons, without a special function.
     pub fn prepare(&self, table: &mut [u64]) {
-        for b in 0..=BINS {
+        for (b, edge) in table[..TABLE_WORDS].chunks_exact_mut(EDGE_WORDS).enumerate() {
             let f = b as f64 / BINS as f64 - 0.5;
-            table[2 * b] = to_threshold(self.noise.tail(0.5 + f));
-            table[2 * b + 1] = to_threshold(self.noise.tail(0.5 - f));
+            let t = |x: f64| to_threshold(self.noise.tail(x));
+            edge.copy_from_slice(&[t(0.5 + f), t(1.5 + f), t(0.5 - f), t(1.5 - f)]);
         }
     }
 
@@ -221,14 +225,27 @@ impl Sampler {
     /// (`lsbs ≥ 1`), using the `table` of [`Sampler::prepare`]. The modulus switch reads an integer
     /// accumulator at the middle of its unit, so the fraction is `f = (low + 1/2) / 2^lsbs − 1/2`:
     /// no accumulator sits on a rounding point, and without noise this is the exact rounding.
+    ///
+    /// One uniform `u` decides: down by `k` or more when `u` is below that probability, up by `k`
+    /// or more when `!u` is below that one. The bin's bounds settle it when `u` falls clear of
+    /// them; the exact probabilities at `f` are computed only in the narrow band between a bin's
+    /// bounds, and for moves of two or more.
     #[inline]
     pub fn approximate_offset(&mut self, low: u32, lsbs: u32, table: &[u64]) -> i32 {
         let u = self.rng.next_u64();
         let v = !u;
         let bin = ((((2 * low + 1) as u64) << 5) >> lsbs) as usize;
-        // Down needs u below P(down | f) ≤ table[2·bin]; up needs v below P(up | f) ≤ table[2·bin + 3].
-        if u >= table[2 * bin] && v >= table[2 * bin + 3] {
+        let (lo, hi) = (&table[EDGE_WORDS * bin..][..EDGE_WORDS], &table[EDGE_WORDS * (bin + 1)..][..EDGE_WORDS]);
+        // Down-probabilities fall as f grows, up-probabilities rise: the bin's upper bounds are
+        // `lo[0]`, `lo[1]` (down) and `hi[2]`, `hi[3]` (up), its lower bounds `hi[0]` and `lo[2]`.
+        if u >= lo[0] && v >= hi[2] {
             return 0;
+        }
+        if u < hi[0] && u >= lo[1] {
+            return -1;
+        }
+        if v < lo[2] && v >= hi[3] && u >= lo[0] {
+            return 1;
         }
         let f = (2 * low + 1) as f64 / (1u64 << (lsbs + 1)) as f64 - 0.5;
         let (uf, vf) = (u as f64 * TWO_M64, v as f64 * TWO_M64);
@@ -293,26 +310,32 @@ mod tests {
 
     #[test]
     fn approximate_offsets_follow_the_model() {
-        let noise = NoiseModel::from_p_error(0.01);
-        let mut s = Sampler::new(noise, 9, 1);
-        let mut table = [0u64; TABLE_WORDS];
-        s.prepare(&mut table);
-        let lsbs = 8;
-        for low in [0u32, 20, 100, 128, 200, 255] {
-            let f = (low as f64 + 0.5) / 256.0 - 0.5;
-            let n = 200_000;
-            let (mut up, mut down) = (0, 0);
-            for _ in 0..n {
-                match s.approximate_offset(low, lsbs, &table) {
-                    j if j > 0 => up += 1,
-                    j if j < 0 => down += 1,
-                    _ => {}
+        // Low noise (moves by one, decided from the table's bounds or, in a bin's narrow band,
+        // exactly) and high noise (moves by two and more, always computed exactly).
+        for (p_error, seed) in [(0.01, 9), (0.6, 4)] {
+            let noise = NoiseModel::from_p_error(p_error);
+            let mut s = Sampler::new(noise, seed, 1);
+            let mut table = [0u64; TABLE_WORDS];
+            s.prepare(&mut table);
+            let lsbs = 8;
+            for low in [0u32, 20, 100, 127, 128, 200, 255] {
+                let f = (low as f64 + 0.5) / 256.0 - 0.5;
+                let n = 200_000;
+                let mut seen = [0usize; 5];
+                for _ in 0..n {
+                    seen[(s.approximate_offset(low, lsbs, &table).clamp(-2, 2) + 2) as usize] += 1;
+                }
+                for (k, &count) in seen.iter().enumerate() {
+                    let j = k as i32 - 2;
+                    let p = match j {
+                        -2 => noise.tail(1.5 + f),
+                        2 => noise.tail(1.5 - f),
+                        _ => noise.p_offset(f, j),
+                    };
+                    let tol = 5.0 * (p * (1.0 - p) / n as f64).sqrt() + 1e-4;
+                    assert!((count as f64 / n as f64 - p).abs() < tol, "p_error {p_error}, low {low}: {count} offsets of {j} against {p}");
                 }
             }
-            let (pu, pd) = (noise.tail(0.5 - f), noise.tail(0.5 + f));
-            let tol = |p: f64| 5.0 * (p * (1.0 - p) / n as f64).sqrt() + 1e-4;
-            assert!((up as f64 / n as f64 - pu).abs() < tol(pu), "low {low}: up {up} vs {pu}");
-            assert!((down as f64 / n as f64 - pd).abs() < tol(pd), "low {low}: down {down} vs {pd}");
         }
     }
 

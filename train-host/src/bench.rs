@@ -1,6 +1,7 @@
 //! The simulator benchmark: throughput on the VGG11-shaped model, multiply-accumulate rate against
 //! the CPU's measured int8 peak, results written into BENCHMARKS.md.
 use cifhe_core::analysis::totals;
+use cifhe_core::fhe::{ParamSet, Plan};
 use cifhe_core::kernels::Isa;
 use cifhe_core::{batch, Model, RoundingMode, RunConfig, Simulator};
 use std::time::Instant;
@@ -110,6 +111,9 @@ pub fn run_all(model: &Model<'_>, images: &[u8], progress: &dyn Fn(&str)) -> Res
         plan.push((format!("{isa:?}, exact {r}, p_error 2^-40"), RunConfig { isa: *isa, ..base }, threads, set));
     }
     plan.push((format!("{:?}, approximate {r}, p_error 2^-40", base.isa), RunConfig { mode: RoundingMode::Approximate, ..base }, threads, images));
+    // What `classify --fhe-params 2_2` runs: each stage's noise from the TFHE plan.
+    let tfhe = Plan::for_model(model, ParamSet::M2C2).map_err(|e| e.to_string())?;
+    plan.push((format!("{:?}, TFHE 2_2 noise per stage, approximate {r}", base.isa), tfhe.simulation(base), threads, images));
     plan.push((format!("{:?}, exact {r}, one thread", base.isa), base, 1, few));
     for (label, cfg, t, set) in plan {
         progress(&label);
