@@ -7,8 +7,9 @@ const setState = (s) => { document.body.dataset.state = s; };
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 
 let classifier, info, current = null, simProbs = null;
-// What the last encrypted run measured, for people and for the browser test.
-window.cifhe = { steps: {}, result: null };
+// What the last encrypted run and the last accuracy measurement found, for people and for the
+// browser test.
+window.cifhe = { steps: {}, result: null, accuracy: null };
 
 async function fetchOk(url) {
   const r = await fetch(url);
@@ -31,8 +32,13 @@ async function main() {
   showSamples(samples);
   setupDrop();
   $('run').addEventListener('click', runEncrypted);
+  setupAccuracy(samples.length > 0);
   const q = new URLSearchParams(location.search);
   setState('ready');
+  if (q.has('accuracy')) {
+    $('acc-limit').value = q.get('accuracy');
+    measureAccuracy();
+  }
   if (q.has('sample') && samples[+q.get('sample')]) {
     select(samples[+q.get('sample')].planes, samples[+q.get('sample')].label);
     if (q.has('auto')) runEncrypted();
@@ -119,13 +125,58 @@ function runEncrypted() {
   if (!current) return;
   $('run').disabled = true;
   $('error').textContent = '';
-  window.cifhe = { steps: {}, result: null };
+  window.cifhe.steps = {};
+  window.cifhe.result = null;
   document.querySelectorAll('#steps tbody tr').forEach((tr) => {
     tr.className = '';
     tr.cells[2].textContent = '';
   });
   setState('encrypting');
   worker.postMessage({ type: 'classify', planes: current });
+}
+
+// The accuracy section: the worker classifies the server's test images with the simulator.
+function setupAccuracy(haveData) {
+  if (!haveData) {
+    $('acc-text').textContent = 'The server has no CIFAR test images (it was started without --data).';
+    return;
+  }
+  $('acc-run').disabled = false;
+  $('acc-run').addEventListener('click', measureAccuracy);
+}
+
+function measureAccuracy() {
+  const limit = Math.max(1, Math.min(10000, Math.floor(+$('acc-limit').value) || 10000));
+  $('acc-run').disabled = true;
+  $('acc-classes').hidden = true;
+  $('acc-text').textContent = 'loading the test images…';
+  window.cifhe.accuracy = null;
+  $('accuracy').dataset.state = 'running';
+  worker.postMessage({ type: 'accuracy', limit });
+}
+
+const percent = (a, b) => `${(100 * a / b).toFixed(2)}%`;
+
+function showAccuracy(m) {
+  $('acc-text').textContent = `${percent(m.correct, m.images)} on ${m.images} test images (${m.correct} correct), `
+    + `in ${m.seconds.toFixed(1)} s here (${(m.images / m.seconds).toFixed(0)} images/s), under the ${info.params} noise.`;
+  $('acc-classes').tBodies[0].replaceChildren(...m.perClass.map((c, k) => {
+    const tr = document.createElement('tr');
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.style.width = `${(10 * c.correct / Math.max(1, c.total)).toFixed(2)}rem`;
+    tr.append(...[info.labels[k], c.total ? percent(c.correct, c.total) : '–'].map((t) => {
+      const td = document.createElement('td');
+      td.textContent = t;
+      return td;
+    }), document.createElement('td'));
+    tr.cells[2].append(bar);
+    return tr;
+  }));
+  $('acc-classes').hidden = false;
+  window.cifhe.accuracy = { images: m.images, correct: m.correct, seconds: m.seconds, predictions: m.predictions };
+  $('acc-run').disabled = false;
+  $('accuracy').dataset.state = 'done';
 }
 
 const size = (b) => (b >= 1e6 ? `${(b / 1e6).toFixed(1)} MB` : `${(b / 1e3).toFixed(1)} kB`);
@@ -155,6 +206,16 @@ worker.onmessage = (e) => {
     window.cifhe.result = { fheClass: k, simClass: +$('sim-class').dataset.class, seconds: m.seconds, fheProbs: m.probs, simProbs };
     $('run').disabled = false;
     setState('done');
+  } else if (m.type === 'accuracy-progress') {
+    $('acc-progress').max = m.total;
+    $('acc-progress').value = m.done;
+    $('acc-text').textContent = `${m.done} / ${m.total} images: ${percent(m.correct, m.done)} so far`;
+  } else if (m.type === 'accuracy') {
+    showAccuracy(m);
+  } else if (m.type === 'accuracy-error') {
+    $('acc-text').textContent = m.message;
+    $('acc-run').disabled = false;
+    $('accuracy').dataset.state = 'error';
   } else if (m.type === 'error') {
     showError(m.message);
     $('run').disabled = false;

@@ -181,19 +181,25 @@ fn stable_sample(model: &Model<'_>) -> (usize, usize) {
         .expect("a sample with a stable class")
 }
 
-/// Waits for the page's encrypted run to end and returns what it measured (`window.cifhe`).
-fn finished_run(browser: &Browser<'_>) -> Value {
+/// Waits until the `data-state` of the page element `element` is `done` (an `error` fails the
+/// test with the text of `error_text`), for at most 15 minutes, and returns `window.cifhe`.
+fn finished(browser: &Browser<'_>, element: &str, error_text: &str) -> Value {
     let start = Instant::now();
     loop {
-        let state = browser.eval("return document.body.dataset.state");
+        let state = browser.eval(&format!("return {element}.dataset.state"));
         if state == "done" || state == "error" {
-            let error = browser.eval("return document.getElementById('error').textContent");
+            let error = browser.eval(&format!("return {error_text}.textContent"));
             assert_eq!(state, "done", "the page failed: {error}");
             return browser.eval("return window.cifhe");
         }
-        assert!(start.elapsed() < Duration::from_secs(900), "page still in state {state} after 15 minutes");
+        assert!(start.elapsed() < Duration::from_secs(900), "{element} still in state {state} after 15 minutes");
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// Waits for the page's encrypted run to end and returns what it measured (`window.cifhe`).
+fn finished_run(browser: &Browser<'_>) -> Value {
+    finished(browser, "document.body", "document.getElementById('error')")
 }
 
 #[test]
@@ -226,6 +232,31 @@ fn page_classifies_an_encrypted_image_like_its_simulator() {
     let image_bytes = report["steps"]["encrypt"]["bytes"].as_u64().unwrap();
     assert!(key_bytes > 1 << 20 && key_bytes < 64 << 20, "server key of {key_bytes} bytes");
     assert!(image_bytes > 3072 && image_bytes < 4 << 20, "encrypted image of {image_bytes} bytes");
+}
+
+#[test]
+fn page_measures_the_accuracy_the_native_simulator_measures() {
+    const IMAGES: usize = 10_000;
+    let bytes = std::fs::read(paths::demo_model()).unwrap();
+    let model = Model::from_bytes(&bytes).unwrap();
+    let ds = cifar::test_set_for(&model, &paths::default_data(), Some(IMAGES)).expect("the CIFAR test set");
+    // What `train-host eval --fhe-params 2_2` computes: the plan's noise, seed 0, stream = index.
+    let plan = Plan::for_model(&model, PARAMS).unwrap();
+    let sim = Simulator::new(&model, plan.simulation(RunConfig::new(&model))).unwrap();
+    let native = cifhe_core::batch::classify_all(&sim, &ds.images, 0, |_| {}).unwrap().predictions;
+    let correct = native.iter().zip(&ds.labels).filter(|(p, l)| p == l).count();
+    assert!(correct > IMAGES / 4, "the demo model beats chance (10%) clearly: {correct} of {IMAGES}");
+
+    let addr = server();
+    let driver = chromedriver();
+    let browser = Browser::open(&driver);
+    browser.goto(&format!("http://{addr}/?accuracy={IMAGES}"));
+    let accuracy = &finished(&browser, "document.getElementById('accuracy')", "document.getElementById('acc-text')")["accuracy"];
+    println!("page: {} of {} correct in {} s", accuracy["correct"], accuracy["images"], accuracy["seconds"]);
+    let page: Vec<u16> = serde_json::from_value(accuracy["predictions"].clone()).unwrap();
+    assert_eq!(page, native, "the page's simulator found other classes than the native one");
+    assert_eq!(accuracy["images"], json!(IMAGES));
+    assert_eq!(accuracy["correct"], json!(correct));
 }
 
 fn post(url: &str, body: &[u8]) -> (u16, Value) {

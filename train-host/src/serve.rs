@@ -9,6 +9,9 @@
 //! - `GET /api/info`: the model, its labels, the parameter set the page should use, limits;
 //! - `GET /api/model`: the compiled model (the page's simulator and client run the same file);
 //! - `GET /api/samples`: some CIFAR test images (RGB planes) with their labels;
+//! - `GET /api/test-set[?limit=N]`: the first `N` (default all) CIFAR test images, for the page to
+//!   measure the model's accuracy with its own simulator: one record per image, its label byte
+//!   then its RGB planes (the model's input), as in the official CIFAR-10 files;
 //! - `POST /api/sessions` (body: compressed server key) → `{"session", "key_id", "params", …}`;
 //! - `POST /api/sessions/{id}/classify` (body: encrypted image) → NDJSON lines
 //!   `{"event":"progress","stage","done","total"}`…, then `{"event":"done","result":<base64>,…}`
@@ -16,7 +19,7 @@
 //! - `DELETE /api/sessions/{id}`: drops the server key. Idle sessions are dropped after a timeout.
 use crate::cifar;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -70,6 +73,8 @@ struct App {
     bootstraps: u64,
     model_bytes: &'static [u8],
     samples: serde_json::Value,
+    /// The test set as `/api/test-set` sends it (empty without data).
+    test_set: Bytes,
     cfg: ServeConfig,
     sessions: Mutex<HashMap<String, Session>>,
 }
@@ -102,20 +107,20 @@ fn prepare(cfg: ServeConfig) -> Result<App, String> {
             glue.display()
         ));
     }
-    let samples = match &cfg.data {
-        Some(dir) => load_samples(&model, dir, cfg.samples).unwrap_or_else(|e| {
-            eprintln!("warning: no sample images ({e}); the page still classifies uploaded images");
-            json!([])
-        }),
-        None => json!([]),
+    let data = cfg.data.as_ref().and_then(|dir| {
+        cifar::test_set_for(&model, dir, None)
+            .map_err(|e| eprintln!("warning: no test images ({e}); the page still classifies uploaded images"))
+            .ok()
+    });
+    let (samples, test_set) = match data {
+        Some(ds) => {
+            let samples = (0..ds.len().min(cfg.samples)).map(|i| json!({ "index": i, "label": ds.labels[i], "planes": ds.image(i) })).collect();
+            let records = (0..ds.len()).flat_map(|i| std::iter::once(ds.labels[i] as u8).chain(ds.image(i).iter().copied()));
+            (samples, Bytes::from(records.collect::<Vec<u8>>()))
+        }
+        None => (json!([]), Bytes::new()),
     };
-    Ok(App { model, bootstraps, model_bytes, samples, cfg, sessions: Mutex::new(HashMap::new()) })
-}
-
-fn load_samples(model: &Model<'_>, dir: &std::path::Path, n: usize) -> Result<serde_json::Value, String> {
-    let ds = cifar::test_set_for(model, dir, Some(n))?;
-    let items: Vec<_> = (0..ds.len()).map(|i| json!({ "index": i, "label": ds.labels[i], "planes": ds.image(i) })).collect();
-    Ok(json!(items))
+    Ok(App { model, bootstraps, model_bytes, samples, test_set, cfg, sessions: Mutex::new(HashMap::new()) })
 }
 
 /// Binds `cfg.addr` and serves until the process ends; prints the address first.
@@ -153,6 +158,7 @@ async fn serve(app: App, listener: tokio::net::TcpListener) -> Result<(), String
         .route("/api/info", get(info))
         .route("/api/model", get(model_file))
         .route("/api/samples", get(samples))
+        .route("/api/test-set", get(test_set))
         .route("/api/sessions", post(create_session).layer(DefaultBodyLimit::max(key_limit)))
         .route("/api/sessions/{id}", axum::routing::delete(delete_session))
         .route("/api/sessions/{id}/classify", post(classify).layer(DefaultBodyLimit::max(IMAGE_LIMIT)))
@@ -193,6 +199,20 @@ async fn model_file(State(app): State<Arc<App>>) -> impl IntoResponse {
 
 async fn samples(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     Json(app.samples.clone())
+}
+
+#[derive(serde::Deserialize)]
+struct TestSetQuery {
+    limit: Option<usize>,
+}
+
+async fn test_set(State(app): State<Arc<App>>, Query(q): Query<TestSetQuery>) -> Result<impl IntoResponse, ApiError> {
+    if app.test_set.is_empty() {
+        return Err(ApiError(StatusCode::NOT_FOUND, "the server was started without CIFAR data (--data)".into()));
+    }
+    let record = 1 + app.model.image_len();
+    let len = q.limit.map_or(app.test_set.len(), |n| (n * record).min(app.test_set.len()));
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], app.test_set.slice(..len)))
 }
 
 /// Parses and expands a client's server key (on a blocking thread: about a second) and opens a

@@ -45,6 +45,11 @@ impl Classifier {
         self.model.file().description.into()
     }
 
+    /// Bytes of one prepared image (RGB planes).
+    pub fn image_len(&self) -> usize {
+        self.model.image_len()
+    }
+
     /// Number of classes.
     pub fn classes(&self) -> usize {
         self.model.classes()
@@ -74,6 +79,25 @@ impl Classifier {
         let sim = Simulator::new(&self.model, cfg).map_err(js)?;
         sim.run(image, 0, &mut self.scratch, &mut self.out).map_err(js)?;
         Ok(probabilities(&self.model, &self.out))
+    }
+
+    /// Classes of prepared images (concatenated) as TFHE under `params` would find them, like
+    /// [`Classifier::simulate`]: image `k` draws its noise from stream `first_index + k` of
+    /// `seed`, as the native `train-host eval --fhe-params` does, so both give the same classes.
+    /// For measuring accuracy on a test set in chunks.
+    pub fn classify_batch(&mut self, images: &[u8], first_index: u64, params: &str, seed: u64) -> Result<Vec<u16>, JsError> {
+        let len = self.model.image_len();
+        if images.len() % len != 0 {
+            return Err(JsError::new(&format!("{} bytes are not a whole number of {len}-byte images", images.len())));
+        }
+        let cfg = self.plan(params)?.simulation(RunConfig { seed, ..RunConfig::new(&self.model) });
+        let sim = Simulator::new(&self.model, cfg).map_err(js)?;
+        let mut classes = Vec::with_capacity(images.len() / len);
+        for (k, image) in images.chunks_exact(len).enumerate() {
+            let (class, _) = sim.classify(image, first_index + k as u64, &mut self.scratch, &mut self.out).map_err(js)?;
+            classes.push(class as u16);
+        }
+        Ok(classes)
     }
 }
 

@@ -42,6 +42,24 @@ fn simulation_is_a_deterministic_distribution() {
 }
 
 #[wasm_bindgen_test]
+fn batches_classify_each_image_with_its_own_noise_stream() {
+    let mut c = classifier();
+    let image = gradient_image(&c);
+    let len = image.len();
+    let argmax = |p: &[f32]| (0..p.len()).fold(0, |b, k| if p[k] > p[b] { k } else { b }) as u16;
+    // Image k of a batch that starts at index i is classified with noise stream i + k: alone, at
+    // index i + k, it gets the same class, and at index 0 the class of `simulate`.
+    let images = image.repeat(6);
+    let classes = c.classify_batch(&images, 5, "1_1", 3).unwrap();
+    assert_eq!(classes.len(), 6);
+    for (k, &class) in classes.iter().enumerate() {
+        assert_eq!(class, c.classify_batch(&images[k * len..][..len], 5 + k as u64, "1_1", 3).unwrap()[0]);
+    }
+    assert_eq!(c.classify_batch(&image, 0, "1_1", 3).unwrap()[0], argmax(&c.simulate(&image, "1_1", 3).unwrap()));
+    assert!(c.classify_batch(&images[1..], 0, "2_2", 0).is_err());
+}
+
+#[wasm_bindgen_test]
 fn client_encrypts_and_refuses_what_is_not_its_own() {
     let c = classifier();
     let client = FheClient::new(&c, "2_2").unwrap();
