@@ -87,7 +87,7 @@ impl Classifier {
     /// For measuring accuracy on a test set in chunks.
     pub fn classify_batch(&mut self, images: &[u8], first_index: u64, params: &str, seed: u64) -> Result<Vec<u16>, JsError> {
         let len = self.model.image_len();
-        if images.len() % len != 0 {
+        if !images.len().is_multiple_of(len) {
             return Err(JsError::new(&format!("{} bytes are not a whole number of {len}-byte images", images.len())));
         }
         let cfg = self.plan(params)?.simulation(RunConfig { seed, ..RunConfig::new(&self.model) });

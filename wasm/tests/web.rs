@@ -17,6 +17,29 @@ fn gradient_image(c: &Classifier) -> Vec<u8> {
     c.prepare_rgba(&rgba, 64, 48).unwrap()
 }
 
+/// The browser's SIMD kernel gives the portable kernel's accumulators, bit for bit, through every
+/// stage of two trained models (strided and padded convolutions, 3 to 512 channels).
+#[wasm_bindgen_test]
+fn simd_convolutions_equal_the_portable_ones() {
+    use cifhe_core::kernels::Isa;
+    use cifhe_core::{Model, RunConfig, Simulator};
+    assert_eq!(Isa::detect(), Isa::Simd128, "the wasm build enables simd128 (.cargo/config.toml)");
+    for bytes in [MODEL, include_bytes!("../../models/small-w2-cifar10.cifhe").as_slice()] {
+        let model = Model::from_bytes(bytes).unwrap();
+        let mut scratch = vec![0u64; model.scratch_words()];
+        let mut run = |isa: Isa, image: &[u8]| {
+            let mut out = vec![0i32; model.classes()];
+            let cfg = RunConfig { rounding_bits: None, isa, ..RunConfig::new(&model) };
+            Simulator::new(&model, cfg).unwrap().run(image, 0, &mut scratch, &mut out).unwrap();
+            out
+        };
+        for seed in 0..4u32 {
+            let image: Vec<u8> = (0..model.image_len() as u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed * 977) >> 13) as u8).collect();
+            assert_eq!(run(Isa::Simd128, &image), run(Isa::Portable, &image));
+        }
+    }
+}
+
 #[wasm_bindgen_test]
 fn corrupt_model_is_refused() {
     let mut bytes = MODEL.to_vec();

@@ -6,9 +6,12 @@
 //! same sums bit for bit; [`reference`] is the naive definition the others are tested against.
 //!
 //! Which implementation runs is an [`Isa`]: AVX-512 VNNI or AVX2 where the CPU has them (detected
-//! at run time in `std` builds, from the compile-time target features otherwise), else portable.
+//! at run time in `std` builds, from the compile-time target features otherwise), WebAssembly SIMD
+//! in wasm builds with `simd128` (the workspace's `.cargo/config.toml` enables it), else portable.
 pub mod portable;
 pub mod reference;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -21,6 +24,8 @@ pub enum Isa {
     Avx2,
     /// x86-64 AVX-512 VNNI (`vpdpbusd`): exact for all u8 × i8 operands.
     Avx512Vnni,
+    /// WebAssembly SIMD (`i32x4.dot_i16x8_s` on widened operands): exact for all u8 × i8 operands.
+    Simd128,
 }
 
 impl Isa {
@@ -39,6 +44,8 @@ impl Isa {
         return Isa::Avx512Vnni;
         #[cfg(all(not(feature = "std"), target_arch = "x86_64", target_feature = "avx2"))]
         return Isa::Avx2;
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return Isa::Simd128;
         #[allow(unreachable_code)]
         Isa::Portable
     }
@@ -51,8 +58,8 @@ impl Isa {
         if matches!(best, Isa::Avx2 | Isa::Avx512Vnni) {
             let _ = v.push(Isa::Avx2);
         }
-        if best == Isa::Avx512Vnni {
-            let _ = v.push(Isa::Avx512Vnni);
+        if matches!(best, Isa::Avx512Vnni | Isa::Simd128) {
+            let _ = v.push(best);
         }
         v
     }
@@ -61,7 +68,7 @@ impl Isa {
     pub fn exact_for(self, max_u8: i32, max_abs_w: i32) -> bool {
         match self {
             Isa::Avx2 => 2 * max_u8 * max_abs_w <= i16::MAX as i32,
-            Isa::Portable | Isa::Avx512Vnni => true,
+            Isa::Portable | Isa::Avx512Vnni | Isa::Simd128 => true,
         }
     }
 }
@@ -125,15 +132,13 @@ pub fn conv(isa: Isa, g: &ConvGeom, input: &[u8], w: &[i8], out: &mut [i32]) {
     assert!(g.c4.is_multiple_of(4) && g.o16.is_multiple_of(16));
     assert!(g.out_h == 0 || (g.out_h - 1) * g.stride + g.kh <= g.in_h);
     assert!(g.out_w == 0 || (g.out_w - 1) * g.stride + g.kw <= g.in_w);
+    assert!(Isa::available().contains(&isa), "{isa:?} is not supported by this CPU");
     match isa {
-        Isa::Portable => portable::conv(g, input, w, out),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 | Isa::Avx512Vnni => {
-            assert!(Isa::available().contains(&isa), "{isa:?} is not supported by this CPU");
-            // SAFETY: bounds asserted above; the CPU supports `isa` (checked just now).
-            unsafe { x86::conv(isa, g, input, w, out) }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
+        // SAFETY: bounds asserted above; the CPU supports `isa` (checked just now).
+        Isa::Avx2 | Isa::Avx512Vnni => unsafe { x86::conv(isa, g, input, w, out) },
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Simd128 => wasm::conv(g, input, w, out),
         _ => portable::conv(g, input, w, out),
     }
 }

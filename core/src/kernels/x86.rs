@@ -16,7 +16,7 @@ pub unsafe fn conv(isa: Isa, g: &ConvGeom, input: &[u8], w: &[i8], out: &mut [i3
         // SAFETY: forwarded from the caller.
         Isa::Avx512Vnni => unsafe { conv_vnni(g, inp, wp, outp) },
         Isa::Avx2 => unsafe { conv_avx2(g, inp, wp, outp) },
-        Isa::Portable => unreachable!("portable convolutions do not come here"),
+        Isa::Portable | Isa::Simd128 => unreachable!("only the x86 kernels come here"),
     }
 }
 
