@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const setState = (s) => { document.body.dataset.state = s; };
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 
-let classifier, info, current = null, simProbs = null;
+let classifier, info, modelBytes, current = null, simProbs = null;
 // What the last encrypted run and the last accuracy measurement found, for people and for the
 // browser test.
 window.cifhe = { steps: {}, result: null, accuracy: null };
@@ -26,6 +26,7 @@ async function main() {
   ]);
   info = i;
   classifier = new Classifier(model);
+  modelBytes = model;
   worker.postMessage({ type: 'init', model, params: info.params });
   $('model').textContent = `Model ${info.model}: ${info.description} — TFHE parameters ${info.params}, `
     + `${info.bootstraps} bootstraps per image, server on ${info.threads} threads.`;
@@ -135,7 +136,7 @@ function runEncrypted() {
   worker.postMessage({ type: 'classify', planes: current });
 }
 
-// The accuracy section: the worker classifies the server's test images with the simulator.
+// The accuracy section: workers classify the server's test images with the simulator.
 function setupAccuracy(haveData) {
   if (!haveData) {
     $('acc-text').textContent = 'The server has no CIFAR test images (it was started without --data).';
@@ -145,6 +146,19 @@ function setupAccuracy(haveData) {
   $('acc-run').addEventListener('click', measureAccuracy);
 }
 
+// Workers that measure accuracy, one per core (made on first use): each classifies a slice of
+// the test set, so the page uses every core, as the native `eval` does.
+const pool = [];
+
+function accuracyWorkers(n) {
+  while (pool.length < n) {
+    const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    w.postMessage({ type: 'init', model: modelBytes, params: info.params });
+    pool.push(w);
+  }
+  return pool.slice(0, n);
+}
+
 function measureAccuracy() {
   const limit = Math.max(1, Math.min(10000, Math.floor(+$('acc-limit').value) || 10000));
   $('acc-run').disabled = true;
@@ -152,15 +166,47 @@ function measureAccuracy() {
   $('acc-text').textContent = 'loading the test images…';
   window.cifhe.accuracy = null;
   $('accuracy').dataset.state = 'running';
-  worker.postMessage({ type: 'accuracy', limit });
+  const workers = accuracyWorkers(Math.min(limit, navigator.hardwareConcurrency || 1, 16));
+  const parts = workers.map(() => ({ done: 0, correct: 0, result: null }));
+  const t0 = performance.now();
+  workers.forEach((w, i) => {
+    const offset = Math.floor(i * limit / workers.length);
+    const count = Math.floor((i + 1) * limit / workers.length) - offset;
+    w.onmessage = (e) => {
+      const m = e.data;
+      if ($('accuracy').dataset.state !== 'running') return;
+      if (m.type === 'accuracy-progress') {
+        Object.assign(parts[i], { done: m.done, correct: m.correct });
+        const done = parts.reduce((a, p) => a + p.done, 0);
+        $('acc-progress').max = limit;
+        $('acc-progress').value = done;
+        $('acc-text').textContent = `${done} / ${limit} images: ${percent(parts.reduce((a, p) => a + p.correct, 0), done)} so far`;
+      } else if (m.type === 'accuracy') {
+        parts[i].result = m;
+        if (parts.every((p) => p.result)) showAccuracy(parts.map((p) => p.result), (performance.now() - t0) / 1000, workers.length);
+      } else if (m.type === 'accuracy-error' || m.type === 'error') {
+        $('acc-text').textContent = m.message;
+        $('acc-run').disabled = false;
+        $('accuracy').dataset.state = 'error';
+      }
+    };
+    w.postMessage({ type: 'accuracy', offset, limit: count });
+  });
 }
 
 const percent = (a, b) => `${(100 * a / b).toFixed(2)}%`;
 
-function showAccuracy(m) {
-  $('acc-text').textContent = `${percent(m.correct, m.images)} on ${m.images} test images (${m.correct} correct), `
-    + `in ${m.seconds.toFixed(1)} s here (${(m.images / m.seconds).toFixed(0)} images/s), under the ${info.params} noise.`;
-  $('acc-classes').tBodies[0].replaceChildren(...m.perClass.map((c, k) => {
+// The workers' results, in test-set order, as one measurement.
+function showAccuracy(results, seconds, threads) {
+  const images = results.reduce((a, r) => a + r.images, 0);
+  const correct = results.reduce((a, r) => a + r.correct, 0);
+  const perClass = results[0].perClass.map((_, k) => ({
+    correct: results.reduce((a, r) => a + r.perClass[k].correct, 0),
+    total: results.reduce((a, r) => a + r.perClass[k].total, 0),
+  }));
+  $('acc-text').textContent = `${percent(correct, images)} on ${images} test images (${correct} correct), `
+    + `in ${seconds.toFixed(1)} s here on ${threads} thread${threads > 1 ? 's' : ''} (${(images / seconds).toFixed(0)} images/s), under the ${info.params} noise.`;
+  $('acc-classes').tBodies[0].replaceChildren(...perClass.map((c, k) => {
     const tr = document.createElement('tr');
     const bar = document.createElement('span');
     bar.className = 'bar';
@@ -174,7 +220,7 @@ function showAccuracy(m) {
     return tr;
   }));
   $('acc-classes').hidden = false;
-  window.cifhe.accuracy = { images: m.images, correct: m.correct, seconds: m.seconds, predictions: m.predictions };
+  window.cifhe.accuracy = { images, correct, seconds, threads, predictions: results.flatMap((r) => r.predictions) };
   $('acc-run').disabled = false;
   $('accuracy').dataset.state = 'done';
 }
@@ -206,16 +252,6 @@ worker.onmessage = (e) => {
     window.cifhe.result = { fheClass: k, simClass: +$('sim-class').dataset.class, seconds: m.seconds, fheProbs: m.probs, simProbs };
     $('run').disabled = false;
     setState('done');
-  } else if (m.type === 'accuracy-progress') {
-    $('acc-progress').max = m.total;
-    $('acc-progress').value = m.done;
-    $('acc-text').textContent = `${m.done} / ${m.total} images: ${percent(m.correct, m.done)} so far`;
-  } else if (m.type === 'accuracy') {
-    showAccuracy(m);
-  } else if (m.type === 'accuracy-error') {
-    $('acc-text').textContent = m.message;
-    $('acc-run').disabled = false;
-    $('accuracy').dataset.state = 'error';
   } else if (m.type === 'error') {
     showError(m.message);
     $('run').disabled = false;

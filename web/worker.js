@@ -32,7 +32,7 @@ async function handle(m) {
     } else if (m.type === 'classify') {
       await classify(m.planes);
     } else if (m.type === 'accuracy') {
-      await measureAccuracy(m.limit).catch((err) => post({ type: 'accuracy-error', message: String(err?.message ?? err) }));
+      await measureAccuracy(m.offset, m.limit).catch((err) => post({ type: 'accuracy-error', message: String(err?.message ?? err) }));
     }
   } catch (err) {
     post({ type: 'error', message: String(err?.message ?? err) });
@@ -62,11 +62,12 @@ async function classify(planes) {
   post({ type: 'result', probs: Array.from(probs), seconds: (now() - t0) / 1000, keyId: client.key_id(), params: client.params() });
 }
 
-// The model's accuracy on the server's first `limit` CIFAR test images, by the simulator here:
-// the classes TFHE under the page's parameters would give, each image with its own noise stream
-// (seed 0, stream = its index), as `train-host eval --fhe-params` draws them.
-async function measureAccuracy(limit) {
-  const r = await fetch(`/api/test-set?limit=${limit}`);
+// The model's accuracy on the server's CIFAR test images `offset` to `offset + limit`, by the
+// simulator here: the classes TFHE under the page's parameters would give, each image with its
+// own noise stream (seed 0, stream = its index in the test set), as `train-host eval
+// --fhe-params` draws them. The page splits the test set between several of these workers.
+async function measureAccuracy(offset, limit) {
+  const r = await fetch(`/api/test-set?offset=${offset}&limit=${limit}`);
   if (!r.ok) {
     const j = await r.json().catch(() => ({ error: `${r.status} ${r.statusText}` }));
     throw new Error(`no test images: ${j.error}`);
@@ -74,25 +75,23 @@ async function measureAccuracy(limit) {
   const data = new Uint8Array(await r.arrayBuffer());
   const len = classifier.image_len();
   const n = Math.floor(data.length / (len + 1));
-  const classes = classifier.classes();
-  const perClass = Array.from({ length: classes }, () => ({ correct: 0, total: 0 }));
+  const perClass = Array.from({ length: classifier.classes() }, () => ({ correct: 0, total: 0 }));
   const predictions = new Uint16Array(n);
   const images = new Uint8Array(len * 100);
   let correct = 0;
-  const t0 = now();
   for (let k = 0; k < n; k += 100) {
     const m = Math.min(100, n - k);
     for (let i = 0; i < m; i++) images.set(data.subarray((k + i) * (len + 1) + 1, (k + i + 1) * (len + 1)), i * len);
-    const found = classifier.classify_batch(images.subarray(0, m * len), BigInt(k), params, 0n);
+    const found = classifier.classify_batch(images.subarray(0, m * len), BigInt(offset + k), params, 0n);
     for (let i = 0; i < m; i++) {
       const label = data[(k + i) * (len + 1)];
       predictions[k + i] = found[i];
       perClass[label].total += 1;
       if (found[i] === label) { correct += 1; perClass[label].correct += 1; }
     }
-    post({ type: 'accuracy-progress', done: k + m, total: n, correct, seconds: (now() - t0) / 1000 });
+    post({ type: 'accuracy-progress', done: k + m, correct });
   }
-  post({ type: 'accuracy', images: n, correct, perClass, seconds: (now() - t0) / 1000, predictions: Array.from(predictions) });
+  post({ type: 'accuracy', images: n, correct, perClass, predictions: Array.from(predictions) });
 }
 
 async function openSession() {

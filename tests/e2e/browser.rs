@@ -252,7 +252,7 @@ fn page_measures_the_accuracy_the_native_simulator_measures() {
     let browser = Browser::open(&driver);
     browser.goto(&format!("http://{addr}/?accuracy={IMAGES}"));
     let accuracy = &finished(&browser, "document.getElementById('accuracy')", "document.getElementById('acc-text')")["accuracy"];
-    println!("page: {} of {} correct in {} s", accuracy["correct"], accuracy["images"], accuracy["seconds"]);
+    println!("page: {} of {} correct in {} s on {} threads", accuracy["correct"], accuracy["images"], accuracy["seconds"], accuracy["threads"]);
     let page: Vec<u16> = serde_json::from_value(accuracy["predictions"].clone()).unwrap();
     assert_eq!(page, native, "the page's simulator found other classes than the native one");
     assert_eq!(accuracy["images"], json!(IMAGES));

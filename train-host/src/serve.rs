@@ -9,9 +9,9 @@
 //! - `GET /api/info`: the model, its labels, the parameter set the page should use, limits;
 //! - `GET /api/model`: the compiled model (the page's simulator and client run the same file);
 //! - `GET /api/samples`: some CIFAR test images (RGB planes) with their labels;
-//! - `GET /api/test-set[?limit=N]`: the first `N` (default all) CIFAR test images, for the page to
-//!   measure the model's accuracy with its own simulator: one record per image, its label byte
-//!   then its RGB planes (the model's input), as in the official CIFAR-10 files;
+//! - `GET /api/test-set[?offset=K][&limit=N]`: CIFAR test images `K` to `K + N` (default: all),
+//!   for the page to measure the model's accuracy with its own simulator: one record per image,
+//!   its label byte then its RGB planes (the model's input), as in the official CIFAR-10 files;
 //! - `POST /api/sessions` (body: compressed server key) → `{"session", "key_id", "params", …}`;
 //! - `POST /api/sessions/{id}/classify` (body: encrypted image) → NDJSON lines
 //!   `{"event":"progress","stage","done","total"}`…, then `{"event":"done","result":<base64>,…}`
@@ -203,6 +203,7 @@ async fn samples(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
 
 #[derive(serde::Deserialize)]
 struct TestSetQuery {
+    offset: Option<usize>,
     limit: Option<usize>,
 }
 
@@ -211,8 +212,10 @@ async fn test_set(State(app): State<Arc<App>>, Query(q): Query<TestSetQuery>) ->
         return Err(ApiError(StatusCode::NOT_FOUND, "the server was started without CIFAR data (--data)".into()));
     }
     let record = 1 + app.model.image_len();
-    let len = q.limit.map_or(app.test_set.len(), |n| (n * record).min(app.test_set.len()));
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], app.test_set.slice(..len)))
+    let all = app.test_set.len();
+    let start = q.offset.unwrap_or(0).saturating_mul(record).min(all);
+    let end = q.limit.map_or(all, |n| start.saturating_add(n.saturating_mul(record)).min(all));
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], app.test_set.slice(start..end)))
 }
 
 /// Parses and expands a client's server key (on a blocking thread: about a second) and opens a
