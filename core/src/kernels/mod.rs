@@ -120,6 +120,16 @@ impl ConvGeom {
     pub fn tap(&self, t: usize) -> usize {
         ((t / self.kw) * self.in_w + t % self.kw) * self.c4
     }
+
+    /// What output position `p`'s 16-channel block `b` sums, tap by tap: the tap's `c4` input
+    /// bytes and its `c4 · 16` weight bytes, groups of 4 input channels by 64 weights (16 output
+    /// channels × those 4) in the blocked layout.
+    #[inline(always)]
+    pub fn taps<'a>(&self, input: &'a [u8], w: &'a [i8], p: usize, b: usize) -> impl Iterator<Item = (&'a [u8], &'a [i8])> + 'a {
+        let (g, win, tap_len) = (*self, self.window(p), self.c4 * 16);
+        let block = &w[b * g.kh * g.kw * tap_len..][..g.kh * g.kw * tap_len];
+        (0..g.kh * g.kw).zip(block.chunks_exact(tap_len)).map(move |(t, wt)| (&input[win + g.tap(t)..][..g.c4], wt))
+    }
 }
 
 /// `out[p · o16 + o] = Σ_{tap, c} input[window(p) + tap + c] · w[o, tap, c]` for every output position

@@ -10,18 +10,11 @@ use core::arch::wasm32::*;
 
 /// See [`super::conv`]; the caller has checked the buffer sizes against `g`.
 pub fn conv(g: &ConvGeom, input: &[u8], w: &[i8], out: &mut [i32]) {
-    let taps = g.kh * g.kw;
-    let groups = g.c4 / 4;
-    let block_len = taps * groups * 64;
     for p in 0..g.out_h * g.out_w {
-        let win = g.window(p);
         for b in 0..g.o16 / 16 {
-            let wb = &w[b * block_len..][..block_len];
             // acc[j]: the two partial sums of output channels 2j and 2j + 1.
             let mut acc = [i32x4_splat(0); 8];
-            for t in 0..taps {
-                let x = &input[win + g.tap(t)..][..g.c4];
-                let wt = &wb[t * groups * 64..][..groups * 64];
+            for (x, wt) in g.taps(input, w, p, b) {
                 for (xg, wg) in x.chunks_exact(4).zip(wt.chunks_exact(64)) {
                     let xs = u16x8_extend_low_u8x16(u32x4_splat(u32::from_le_bytes([xg[0], xg[1], xg[2], xg[3]])));
                     for (r, row) in wg.chunks_exact(16).enumerate() {
