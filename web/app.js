@@ -38,6 +38,7 @@ async function main() {
   setState('ready');
   if (q.has('accuracy')) {
     $('acc-limit').value = q.get('accuracy');
+    if (q.has('model')) $('acc-model').value = q.get('model');
     measureAccuracy();
   }
   if (q.has('sample') && samples[+q.get('sample')]) {
@@ -136,8 +137,10 @@ function runEncrypted() {
   worker.postMessage({ type: 'classify', planes: current });
 }
 
-// The accuracy section: workers classify the server's test images with the simulator.
+// The accuracy section: workers classify the server's test images with the simulator, with
+// the served model or another one the server offers (`info.models`; the first is the served one).
 function setupAccuracy(haveData) {
+  info.models.forEach((m, i) => $('acc-model').append(new Option(`${m.name}${i === 0 ? ' (the encrypted runs\' model)' : ''}`, String(i))));
   if (!haveData) {
     $('acc-text').textContent = 'The server has no CIFAR test images (it was started without --data).';
     return;
@@ -146,27 +149,51 @@ function setupAccuracy(haveData) {
   $('acc-run').addEventListener('click', measureAccuracy);
 }
 
-// Workers that measure accuracy, one per core (made on first use): each classifies a slice of
-// the test set, so the page uses every core, as the native `eval` does.
-const pool = [];
+// Model files by index, fetched when first measured.
+const modelFiles = new Map();
 
-function accuracyWorkers(n) {
+async function modelFile(i) {
+  if (i === 0) return modelBytes;
+  if (!modelFiles.has(i)) {
+    modelFiles.set(i, await fetchOk(`/api/models/${i}`).then((r) => r.arrayBuffer()).then((b) => new Uint8Array(b)));
+  }
+  return modelFiles.get(i);
+}
+
+// Workers that measure accuracy, per model, one per core (made on first use): each classifies a
+// slice of the test set, so the page uses every core, as the native `eval` does. A model keeps
+// its workers (the wasm classifier holds its model for its lifetime).
+const pools = new Map();
+
+function accuracyWorkers(n, model, bytes) {
+  if (!pools.has(model)) pools.set(model, []);
+  const pool = pools.get(model);
   while (pool.length < n) {
     const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-    w.postMessage({ type: 'init', model: modelBytes, params: info.params });
+    w.postMessage({ type: 'init', model: bytes, params: info.params });
     pool.push(w);
   }
   return pool.slice(0, n);
 }
 
-function measureAccuracy() {
+async function measureAccuracy() {
   const limit = Math.max(1, Math.min(10000, Math.floor(+$('acc-limit').value) || 10000));
+  const model = +$('acc-model').value;
   $('acc-run').disabled = true;
   $('acc-classes').hidden = true;
-  $('acc-text').textContent = 'loading the test images…';
+  $('acc-text').textContent = 'loading the model and the test images…';
   window.cifhe.accuracy = null;
   $('accuracy').dataset.state = 'running';
-  const workers = accuracyWorkers(Math.min(limit, navigator.hardwareConcurrency || 1, 16));
+  let bytes;
+  try {
+    bytes = await modelFile(model);
+  } catch (e) {
+    $('acc-text').textContent = `cannot load the model: ${e.message ?? e}`;
+    $('acc-run').disabled = false;
+    $('accuracy').dataset.state = 'error';
+    return;
+  }
+  const workers = accuracyWorkers(Math.min(limit, navigator.hardwareConcurrency || 1, 16), model, bytes);
   const parts = workers.map(() => ({ done: 0, correct: 0, result: null }));
   const t0 = performance.now();
   workers.forEach((w, i) => {
@@ -183,7 +210,7 @@ function measureAccuracy() {
         $('acc-text').textContent = `${done} / ${limit} images: ${percent(parts.reduce((a, p) => a + p.correct, 0), done)} so far`;
       } else if (m.type === 'accuracy') {
         parts[i].result = m;
-        if (parts.every((p) => p.result)) showAccuracy(parts.map((p) => p.result), (performance.now() - t0) / 1000, workers.length);
+        if (parts.every((p) => p.result)) showAccuracy(info.models[model].name, parts.map((p) => p.result), (performance.now() - t0) / 1000, workers.length);
       } else if (m.type === 'accuracy-error' || m.type === 'error') {
         $('acc-text').textContent = m.message;
         $('acc-run').disabled = false;
@@ -197,14 +224,14 @@ function measureAccuracy() {
 const percent = (a, b) => `${(100 * a / b).toFixed(2)}%`;
 
 // The workers' results, in test-set order, as one measurement.
-function showAccuracy(results, seconds, threads) {
+function showAccuracy(name, results, seconds, threads) {
   const images = results.reduce((a, r) => a + r.images, 0);
   const correct = results.reduce((a, r) => a + r.correct, 0);
   const perClass = results[0].perClass.map((_, k) => ({
     correct: results.reduce((a, r) => a + r.perClass[k].correct, 0),
     total: results.reduce((a, r) => a + r.perClass[k].total, 0),
   }));
-  $('acc-text').textContent = `${percent(correct, images)} on ${images} test images (${correct} correct), `
+  $('acc-text').textContent = `${name}: ${percent(correct, images)} on ${images} test images (${correct} correct), `
     + `in ${seconds.toFixed(1)} s here on ${threads} thread${threads > 1 ? 's' : ''} (${(images / seconds).toFixed(0)} images/s), under the ${info.params} noise.`;
   $('acc-classes').tBodies[0].replaceChildren(...perClass.map((c, k) => {
     const tr = document.createElement('tr');
@@ -220,7 +247,7 @@ function showAccuracy(results, seconds, threads) {
     return tr;
   }));
   $('acc-classes').hidden = false;
-  window.cifhe.accuracy = { images, correct, seconds, threads, predictions: results.flatMap((r) => r.predictions) };
+  window.cifhe.accuracy = { model: name, images, correct, seconds, threads, predictions: results.flatMap((r) => r.predictions) };
   $('acc-run').disabled = false;
   $('accuracy').dataset.state = 'done';
 }

@@ -55,6 +55,7 @@ fn server() -> SocketAddr {
         idle_timeout: Duration::from_secs(600),
         key_limit: 64 << 20,
         samples: SAMPLES,
+        accuracy_models: vec![paths::default_model()],
     })
     .expect("the demo server starts")
 }
@@ -234,29 +235,42 @@ fn page_classifies_an_encrypted_image_like_its_simulator() {
     assert!(image_bytes > 3072 && image_bytes < 4 << 20, "encrypted image of {image_bytes} bytes");
 }
 
-#[test]
-fn page_measures_the_accuracy_the_native_simulator_measures() {
-    const IMAGES: usize = 10_000;
-    let bytes = std::fs::read(paths::demo_model()).unwrap();
+/// What `train-host eval --model M --fhe-params 2_2 --limit N` finds: the plan's noise, seed 0,
+/// noise stream = image index.
+fn native_classes(model_file: &std::path::Path, images: usize) -> (Vec<u16>, usize) {
+    let bytes = std::fs::read(model_file).unwrap();
     let model = Model::from_bytes(&bytes).unwrap();
-    let ds = cifar::test_set_for(&model, &paths::default_data(), Some(IMAGES)).expect("the CIFAR test set");
-    // What `train-host eval --fhe-params 2_2` computes: the plan's noise, seed 0, stream = index.
+    let ds = cifar::test_set_for(&model, &paths::default_data(), Some(images)).expect("the CIFAR test set");
     let plan = Plan::for_model(&model, PARAMS).unwrap();
     let sim = Simulator::new(&model, plan.simulation(RunConfig::new(&model))).unwrap();
-    let native = cifhe_core::batch::classify_all(&sim, &ds.images, 0, |_| {}).unwrap().predictions;
-    let correct = native.iter().zip(&ds.labels).filter(|(p, l)| p == l).count();
-    assert!(correct > IMAGES / 4, "the demo model beats chance (10%) clearly: {correct} of {IMAGES}");
+    let classes = cifhe_core::batch::classify_all(&sim, &ds.images, 0, |_| {}).unwrap().predictions;
+    let correct = classes.iter().zip(&ds.labels).filter(|(p, l)| p == l).count();
+    (classes, correct)
+}
 
+/// The page's accuracy measurement of model `index` of the server on `images` test images.
+fn page_accuracy(browser: &Browser<'_>, addr: SocketAddr, index: usize, images: usize) -> Value {
+    browser.goto(&format!("http://{addr}/?accuracy={images}&model={index}"));
+    let accuracy = finished(browser, "document.getElementById('accuracy')", "document.getElementById('acc-text')")["accuracy"].clone();
+    println!("page, model {}: {} of {} correct in {} s on {} threads", accuracy["model"], accuracy["correct"], accuracy["images"], accuracy["seconds"], accuracy["threads"]);
+    accuracy
+}
+
+#[test]
+fn page_measures_the_accuracy_the_native_simulator_measures() {
     let addr = server();
     let driver = chromedriver();
     let browser = Browser::open(&driver);
-    browser.goto(&format!("http://{addr}/?accuracy={IMAGES}"));
-    let accuracy = &finished(&browser, "document.getElementById('accuracy')", "document.getElementById('acc-text')")["accuracy"];
-    println!("page: {} of {} correct in {} s on {} threads", accuracy["correct"], accuracy["images"], accuracy["seconds"], accuracy["threads"]);
-    let page: Vec<u16> = serde_json::from_value(accuracy["predictions"].clone()).unwrap();
-    assert_eq!(page, native, "the page's simulator found other classes than the native one");
-    assert_eq!(accuracy["images"], json!(IMAGES));
-    assert_eq!(accuracy["correct"], json!(correct));
+    // The demo model (the served one) on the whole test set, the default VGG11 on a few images.
+    for (index, file, images) in [(0, paths::demo_model(), 10_000), (1, paths::default_model(), 40)] {
+        let (native, correct) = native_classes(&file, images);
+        assert!(correct > images / 4, "{}: beats chance (10%) clearly: {correct} of {images}", file.display());
+        let accuracy = page_accuracy(&browser, addr, index, images);
+        let page: Vec<u16> = serde_json::from_value(accuracy["predictions"].clone()).unwrap();
+        assert_eq!(page, native, "{}: the page's simulator found other classes than the native one", file.display());
+        assert_eq!(accuracy["images"], json!(images));
+        assert_eq!(accuracy["correct"], json!(correct));
+    }
 }
 
 fn post(url: &str, body: &[u8]) -> (u16, Value) {
@@ -275,6 +289,10 @@ fn post(url: &str, body: &[u8]) -> (u16, Value) {
 fn server_refuses_bad_keys_foreign_ciphertexts_and_unknown_sessions() {
     let addr = server();
     let base = format!("http://{addr}/api");
+    match ureq::get(&format!("{base}/models/9")).call() {
+        Err(ureq::Error::Status(404, _)) => {}
+        other => panic!("model 9 of 2: {other:?}"),
+    }
     let (status, reply) = post(&format!("{base}/sessions"), b"certainly not a server key");
     assert_eq!(status, 400);
     assert!(reply["error"].as_str().unwrap().contains("wrong magic"), "{reply}");

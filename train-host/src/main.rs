@@ -162,6 +162,10 @@ enum Command {
         /// Sample test images offered by the page.
         #[arg(long, default_value_t = 12)]
         samples: usize,
+        /// A further model whose accuracy the page can measure with its simulator (repeatable)
+        /// [default: the shipped default model, models/vgg11-cifar10.cifhe].
+        #[arg(long)]
+        accuracy_model: Vec<PathBuf>,
     },
     /// Accuracy on the full test set: per class, confusion matrix, images per second.
     Eval {
@@ -599,7 +603,7 @@ fn run(cli: Cli) -> Result<(), String> {
             print!("{md}");
             write_section(write, "fhe-noise", &md)?;
         }
-        Command::Serve { model, data, addr, web, params, max_sessions, idle_timeout, key_limit_mb, samples } => {
+        Command::Serve { model, data, addr, web, params, max_sessions, idle_timeout, key_limit_mb, samples, accuracy_model } => {
             train_host::serve::run(train_host::serve::ServeConfig {
                 model: model.unwrap_or_else(paths::demo_model),
                 data: Some(data.unwrap_or_else(paths::default_data)),
@@ -610,6 +614,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 idle_timeout: std::time::Duration::from_secs(idle_timeout),
                 key_limit: key_limit_mb << 20,
                 samples,
+                accuracy_models: if accuracy_model.is_empty() { vec![paths::default_model()] } else { accuracy_model },
             })?;
         }
         Command::Eval { model, data, limit, json, sim } => {

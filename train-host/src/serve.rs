@@ -8,6 +8,8 @@
 //! API (errors are `{"error": "…"}` with a 4xx/5xx status):
 //! - `GET /api/info`: the model, its labels, the parameter set the page should use, limits;
 //! - `GET /api/model`: the compiled model (the page's simulator and client run the same file);
+//! - `GET /api/models/{i}`: model `i` of `/api/info`'s `models` (0 is the one above), whose
+//!   accuracy the page can measure with its simulator;
 //! - `GET /api/samples`: some CIFAR test images (RGB planes) with their labels;
 //! - `GET /api/test-set[?offset=K][&limit=N]`: CIFAR test images `K` to `K + N` (default: all),
 //!   for the page to measure the model's accuracy with its own simulator: one record per image,
@@ -56,6 +58,9 @@ pub struct ServeConfig {
     pub key_limit: usize,
     /// Sample images offered by the page.
     pub samples: usize,
+    /// Further compiled models whose accuracy the page can measure (simulation only: encrypted
+    /// runs use `model`); they classify the same CIFAR as `model`.
+    pub accuracy_models: Vec<PathBuf>,
 }
 
 /// Largest encrypted image accepted: one seeded ciphertext (a body) per input value.
@@ -68,15 +73,22 @@ struct Session {
 }
 
 struct App {
-    model: Model<'static>,
     /// Bootstraps per image under `cfg.params`, from the plan checked at start-up.
     bootstraps: u64,
-    model_bytes: &'static [u8],
+    /// The served model, then the accuracy models: (model, file).
+    models: Vec<(Model<'static>, &'static [u8])>,
     samples: serde_json::Value,
     /// The test set as `/api/test-set` sends it (empty without data).
     test_set: Bytes,
     cfg: ServeConfig,
     sessions: Mutex<HashMap<String, Session>>,
+}
+
+impl App {
+    /// The served model: the one encrypted runs classify with.
+    fn model(&self) -> &Model<'static> {
+        &self.models[0].0
+    }
 }
 
 /// An API error: a status and a message for the page.
@@ -92,14 +104,26 @@ fn bad_request(e: impl ToString) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, e.to_string())
 }
 
-/// Loads the model and samples and checks the page is built: every error a user can fix is
+/// Loads the models and test images and checks the page is built: every error a user can fix is
 /// reported before the server starts.
 fn prepare(cfg: ServeConfig) -> Result<App, String> {
-    let bytes = std::fs::read(&cfg.model).map_err(|e| format!("cannot read model {}: {e}", cfg.model.display()))?;
-    let model_bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-    let model = Model::from_bytes(model_bytes).map_err(|e| format!("{}: {e}", cfg.model.display()))?;
-    let plan = Plan::for_model(&model, cfg.params).map_err(|e| format!("{} under {}: {e}", cfg.model.display(), cfg.params.name()))?;
-    let bootstraps = plan.bootstraps(&model);
+    let mut models = Vec::new();
+    for path in std::iter::once(&cfg.model).chain(&cfg.accuracy_models) {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read model {}: {e}", path.display()))?;
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        let model = Model::from_bytes(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        Plan::for_model(&model, cfg.params).map_err(|e| format!("{} under {}: {e}", path.display(), cfg.params.name()))?;
+        if let Some((served, _)) = models.first() {
+            let shape = |m: &Model<'_>| (m.classes(), m.image_len());
+            if shape(served) != shape(&model) {
+                let ((c, n), (served_c, served_n)) = (shape(&model), shape(served));
+                return Err(format!("{}: {c} classes of {n}-byte images, where the served model has {served_c} of {served_n}: the page measures them on one test set", path.display()));
+            }
+        }
+        models.push((model, bytes));
+    }
+    let model = &models[0].0;
+    let bootstraps = Plan::for_model(model, cfg.params).expect("checked above").bootstraps(model);
     let glue = cfg.web_root.join("pkg").join("cifhe_wasm.js");
     if !glue.exists() {
         return Err(format!(
@@ -108,7 +132,7 @@ fn prepare(cfg: ServeConfig) -> Result<App, String> {
         ));
     }
     let data = cfg.data.as_ref().and_then(|dir| {
-        cifar::test_set_for(&model, dir, None)
+        cifar::test_set_for(model, dir, None)
             .map_err(|e| eprintln!("warning: no test images ({e}); the page still classifies uploaded images"))
             .ok()
     });
@@ -120,7 +144,7 @@ fn prepare(cfg: ServeConfig) -> Result<App, String> {
         }
         None => (json!([]), Bytes::new()),
     };
-    Ok(App { model, bootstraps, model_bytes, samples, test_set, cfg, sessions: Mutex::new(HashMap::new()) })
+    Ok(App { bootstraps, models, samples, test_set, cfg, sessions: Mutex::new(HashMap::new()) })
 }
 
 /// Binds `cfg.addr` and serves until the process ends; prints the address first.
@@ -130,7 +154,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), String> {
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(app.cfg.addr).await.map_err(|e| format!("cannot listen on {}: {e}", app.cfg.addr))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        println!("cifhe demo: open http://{addr}/ (model {}, parameters {})", app.model.file().name, app.cfg.params);
+        println!("cifhe demo: open http://{addr}/ (model {}, parameters {})", app.model().file().name, app.cfg.params);
         serve(app, listener).await
     })
 }
@@ -157,6 +181,7 @@ async fn serve(app: App, listener: tokio::net::TcpListener) -> Result<(), String
     let router = Router::new()
         .route("/api/info", get(info))
         .route("/api/model", get(model_file))
+        .route("/api/models/{i}", get(model_by_index))
         .route("/api/samples", get(samples))
         .route("/api/test-set", get(test_set))
         .route("/api/sessions", post(create_session).layer(DefaultBodyLimit::max(key_limit)))
@@ -177,7 +202,7 @@ async fn expire_idle_sessions(app: Arc<App>) {
 }
 
 async fn info(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    let m = &app.model;
+    let m = app.model();
     let labels: Vec<String> = (0..m.classes()).map(|k| m.label(k).map_or_else(|| k.to_string(), String::from)).collect();
     Json(json!({
         "model": m.file().name,
@@ -190,11 +215,17 @@ async fn info(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
         "key_limit": app.cfg.key_limit,
         "max_sessions": app.cfg.max_sessions,
         "idle_timeout_seconds": app.cfg.idle_timeout.as_secs(),
+        "models": app.models.iter().map(|(m, _)| json!({ "name": m.file().name, "description": m.file().description })).collect::<Vec<_>>(),
     }))
 }
 
 async fn model_file(State(app): State<Arc<App>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/octet-stream")], app.model_bytes)
+    ([(header::CONTENT_TYPE, "application/octet-stream")], app.models[0].1)
+}
+
+async fn model_by_index(State(app): State<Arc<App>>, Path(i): Path<usize>) -> Result<impl IntoResponse, ApiError> {
+    let (_, bytes) = app.models.get(i).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no model {i}: the server has {}", app.models.len())))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], *bytes))
 }
 
 async fn samples(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
@@ -211,7 +242,7 @@ async fn test_set(State(app): State<Arc<App>>, Query(q): Query<TestSetQuery>) ->
     if app.test_set.is_empty() {
         return Err(ApiError(StatusCode::NOT_FOUND, "the server was started without CIFAR data (--data)".into()));
     }
-    let record = 1 + app.model.image_len();
+    let record = 1 + app.model().image_len();
     let all = app.test_set.len();
     let start = q.offset.unwrap_or(0).saturating_mul(record).min(all);
     let end = q.limit.map_or(all, |n| start.saturating_add(n.saturating_mul(record)).min(all));
@@ -226,7 +257,7 @@ async fn create_session(State(app): State<Arc<App>>, body: Bytes) -> Result<(Sta
     }
     let limit = app.cfg.key_limit;
     let key = CompressedServerKey::from_bytes(&body, limit).map_err(bad_request)?;
-    let plan = Plan::for_model(&app.model, key.params()).map_err(bad_request)?;
+    let plan = Plan::for_model(app.model(), key.params()).map_err(bad_request)?;
     let t = Instant::now();
     let key = tokio::task::spawn_blocking(move || key.expand()).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let expand_seconds = t.elapsed().as_secs_f64();
@@ -235,7 +266,7 @@ async fn create_session(State(app): State<Arc<App>>, body: Bytes) -> Result<(Sta
         "session": id,
         "key_id": key.id().to_string(),
         "params": key.params().name(),
-        "bootstraps": plan.bootstraps(&app.model),
+        "bootstraps": plan.bootstraps(app.model()),
         "expand_seconds": expand_seconds,
         "key_bytes": body.len(),
     });
@@ -264,7 +295,7 @@ async fn classify(State(app): State<Arc<App>>, Path(id): Path<String>, body: Byt
         (s.key.clone(), s.plan.clone())
     };
     let image = EncryptedImage::from_bytes(&body, IMAGE_LIMIT).map_err(bad_request)?;
-    Evaluator::new(&key, &app.model, plan.clone()).and_then(|eval| eval.check_image(&image)).map_err(bad_request)?;
+    Evaluator::new(&key, app.model(), plan.clone()).and_then(|eval| eval.check_image(&image)).map_err(bad_request)?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let send = move |v: serde_json::Value| {
         // A closed page is not an error: the work finishes and is dropped.
@@ -273,7 +304,7 @@ async fn classify(State(app): State<Arc<App>>, Path(id): Path<String>, body: Byt
     let app2 = app.clone();
     tokio::task::spawn_blocking(move || {
         let t = Instant::now();
-        let outcome = Evaluator::new(&key, &app2.model, plan).and_then(|eval| {
+        let outcome = Evaluator::new(&key, app2.model(), plan).and_then(|eval| {
             eval.run(&image, &|stage, done, total| send(json!({ "event": "progress", "stage": stage, "done": done, "total": total })))
         });
         match outcome {
