@@ -15,12 +15,7 @@ pub struct BatchResult {
 /// Classifies `images` (concatenated, `model.image_len()` bytes each); image `k` uses noise
 /// stream `first_index + k`, so results do not depend on the number of threads. `progress` is
 /// called with the number of images finished since its last call.
-pub fn classify_all(
-    sim: &Simulator<'_, '_>,
-    images: &[u8],
-    first_index: u64,
-    progress: impl Fn(usize) + Sync,
-) -> Result<BatchResult, RunError> {
+pub fn classify_all(sim: &Simulator<'_, '_>, images: &[u8], first_index: u64, progress: impl Fn(usize) + Sync) -> Result<BatchResult, RunError> {
     let len = sim.model().image_len();
     if !images.len().is_multiple_of(len) {
         return Err(RunError::ImageSize { expected: len, actual: images.len() % len });

@@ -143,23 +143,14 @@ impl ModelBuilder {
             .stages
             .iter()
             .map(|s| match s {
-                OwnedStage::Conv { out_c, kh, kw, stride, pad, weights } => Stage::Conv(Conv {
-                    out_channels: *out_c,
-                    kernel_h: *kh,
-                    kernel_w: *kw,
-                    stride: *stride,
-                    padding: *pad,
-                    weights,
-                }),
+                OwnedStage::Conv { out_c, kh, kw, stride, pad, weights } => {
+                    Stage::Conv(Conv { out_channels: *out_c, kernel_h: *kh, kernel_w: *kw, stride: *stride, padding: *pad, weights })
+                }
                 OwnedStage::SumPool(p) => Stage::SumPool(*p),
                 OwnedStage::Linear { out_f, weights } => Stage::Linear(Linear { out_features: *out_f, weights }),
-                OwnedStage::Lookup { acc_bits, lo, hi, thresholds, calibrated } => Stage::Lookup(Lookup {
-                    acc_bits: *acc_bits,
-                    out_lo: *lo,
-                    out_hi: *hi,
-                    thresholds,
-                    calibrated: *calibrated,
-                }),
+                OwnedStage::Lookup { acc_bits, lo, hi, thresholds, calibrated } => {
+                    Stage::Lookup(Lookup { acc_bits: *acc_bits, out_lo: *lo, out_hi: *hi, thresholds, calibrated: *calibrated })
+                }
             })
             .collect::<heapless::Vec<_, { crate::model::MAX_STAGES }>>();
         let file = ModelFile {

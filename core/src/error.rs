@@ -59,14 +59,12 @@ impl fmt::Display for ModelError {
             ModelError::UnsupportedVersion { found, supported } => {
                 write!(f, "model format version {found} is not supported (this build reads version {supported})")
             }
-            ModelError::LengthMismatch { header, actual } => write!(
-                f,
-                "model file is truncated or padded: header announces {header} payload bytes, {actual} present"
-            ),
-            ModelError::ChecksumMismatch { stored, computed } => write!(
-                f,
-                "model file is corrupt: payload CRC-32 is {computed:#010x}, header says {stored:#010x}"
-            ),
+            ModelError::LengthMismatch { header, actual } => {
+                write!(f, "model file is truncated or padded: header announces {header} payload bytes, {actual} present")
+            }
+            ModelError::ChecksumMismatch { stored, computed } => {
+                write!(f, "model file is corrupt: payload CRC-32 is {computed:#010x}, header says {stored:#010x}")
+            }
             ModelError::Decode => write!(f, "model payload could not be decoded (corrupt or written by another tool)"),
             ModelError::BufferTooSmall => write!(f, "output buffer too small for the encoded model"),
             ModelError::Invalid { stage, reason } if *stage == usize::MAX => write!(f, "invalid model: {reason}"),
@@ -112,10 +110,9 @@ pub enum RunError {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RunError::ImageSize { expected, actual } => write!(
-                f,
-                "image has {actual} bytes, the model expects {expected} (channel planes of height × width u8 pixels)"
-            ),
+            RunError::ImageSize { expected, actual } => {
+                write!(f, "image has {actual} bytes, the model expects {expected} (channel planes of height × width u8 pixels)")
+            }
             RunError::ScratchTooSmall { needed, actual } => {
                 write!(f, "scratch arena has {actual} words, the model needs {needed}")
             }

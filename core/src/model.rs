@@ -303,10 +303,7 @@ impl<'a> Model<'a> {
             return Err(ModelError::invalid(WHOLE, "input table must have 256 entries per channel"));
         }
         let codes: &[i8] = bytemuck::cast_slice(inq.table);
-        let input_codes = CodeRange {
-            lo: codes.iter().copied().min().unwrap_or(0) as i32,
-            hi: codes.iter().copied().max().unwrap_or(0) as i32,
-        };
+        let input_codes = CodeRange { lo: codes.iter().copied().min().unwrap_or(0) as i32, hi: codes.iter().copied().max().unwrap_or(0) as i32 };
         let mut info = heapless::Vec::new();
         let mut cur = shape;
         let mut cur_codes = Some(input_codes);
@@ -345,15 +342,9 @@ impl<'a> Model<'a> {
     }
 
     /// Checks one stage against its input; returns its output shape and (for lookups) output codes.
-    fn check_stage(
-        i: usize,
-        stage: &Stage<'_>,
-        inp: Shape,
-        in_codes: Option<CodeRange>,
-    ) -> Result<(Shape, Option<CodeRange>), ModelError> {
-        let needs_codes = |codes: Option<CodeRange>| {
-            codes.ok_or(ModelError::invalid(i, "a linear stage must read codes (the output of a lookup or the input)"))
-        };
+    fn check_stage(i: usize, stage: &Stage<'_>, inp: Shape, in_codes: Option<CodeRange>) -> Result<(Shape, Option<CodeRange>), ModelError> {
+        let needs_codes =
+            |codes: Option<CodeRange>| codes.ok_or(ModelError::invalid(i, "a linear stage must read codes (the output of a lookup or the input)"));
         match stage {
             Stage::Conv(c) => {
                 needs_codes(in_codes)?;

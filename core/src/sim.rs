@@ -4,11 +4,11 @@
 //! lookup rounds the accumulators, lets the [`Sampler`] perturb them as the PBS noise would, and
 //! applies the tables. No allocation: everything lives in the caller's scratch arena.
 use crate::error::RunError;
-use core::ops::ControlFlow;
 use crate::kernels::{self, ConvGeom, Isa};
 use crate::model::{round_up, Lookup, Model, Shape, Stage, StageInfo};
 use crate::noise::{self, NoiseModel, Sampler, StageNoise};
 use crate::rounding::{RoundingMode, StageRounding};
+use core::ops::ControlFlow;
 
 /// How to run a model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -366,17 +366,7 @@ impl<'m, 'a> Simulator<'m, 'a> {
 }
 
 fn conv_geom(lay: CodeLayout, info: &StageInfo, kh: usize, kw: usize, stride: usize) -> ConvGeom {
-    ConvGeom {
-        in_h: lay.rows(),
-        in_w: lay.cols(),
-        c4: lay.c4,
-        kh,
-        kw,
-        stride,
-        out_h: info.output.h,
-        out_w: info.output.w,
-        o16: round_up(info.output.c, 16),
-    }
+    ConvGeom { in_h: lay.rows(), in_w: lay.cols(), c4: lay.c4, kh, kw, stride, out_h: info.output.h, out_w: info.output.w, o16: round_up(info.output.c, 16) }
 }
 
 /// The class with the largest dequantized logit (the first one on ties).

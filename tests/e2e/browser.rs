@@ -24,12 +24,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 fn run(cmd: &mut Command, what: &str) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start ({e}); .ci/run installs it"));
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{what} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
 /// Builds the browser client into `web/pkg` once per test process.
@@ -252,7 +247,10 @@ fn native_classes(model_file: &std::path::Path, images: usize) -> (Vec<u16>, usi
 fn page_accuracy(browser: &Browser<'_>, addr: SocketAddr, index: usize, images: usize) -> Value {
     browser.goto(&format!("http://{addr}/?accuracy={images}&model={index}"));
     let accuracy = finished(browser, "document.getElementById('accuracy')", "document.getElementById('acc-text')")["accuracy"].clone();
-    println!("page, model {}: {} of {} correct in {} s on {} threads", accuracy["model"], accuracy["correct"], accuracy["images"], accuracy["seconds"], accuracy["threads"]);
+    println!(
+        "page, model {}: {} of {} correct in {} s on {} threads",
+        accuracy["model"], accuracy["correct"], accuracy["images"], accuracy["seconds"], accuracy["threads"]
+    );
     accuracy
 }
 
@@ -332,7 +330,14 @@ fn server_refuses_bad_keys_foreign_ciphertexts_and_unknown_sessions() {
 #[test]
 fn wasm_crate_tests_pass_in_headless_chromium() {
     run(
-        Command::new("wasm-pack").current_dir(paths::workspace().join("wasm")).args(["test", "--release", "--headless", "--chrome", "--chromedriver", CHROMEDRIVER]),
+        Command::new("wasm-pack").current_dir(paths::workspace().join("wasm")).args([
+            "test",
+            "--release",
+            "--headless",
+            "--chrome",
+            "--chromedriver",
+            CHROMEDRIVER,
+        ]),
         "wasm-pack test",
     );
 }

@@ -1,8 +1,8 @@
 //! The TFHE evaluator on real ciphertexts (tfhe-rs): it must compute what the simulator computes,
 //! and its lookup errors must follow the noise model the simulator injects.
 use cifhe_core::builder::ModelBuilder;
-use cifhe_core::fhe::plan::StagePlan;
 use cifhe_core::fhe::measure::{measure, LookupNoise};
+use cifhe_core::fhe::plan::StagePlan;
 use cifhe_core::fhe::{Bootstrap, ClientKey, CompressedServerKey, EncryptedImage, Evaluator, FheError, ParamSet, Plan};
 use cifhe_core::kernels::reference;
 use cifhe_core::model::Shape;

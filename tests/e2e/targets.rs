@@ -8,12 +8,7 @@ use train_host::{cifar, paths};
 fn cargo_build(args: &[&str]) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let target_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/cross-check");
-    let out = Command::new(env!("CARGO"))
-        .current_dir(root)
-        .args(["build", "--target-dir", target_dir])
-        .args(args)
-        .output()
-        .expect("cargo runs");
+    let out = Command::new(env!("CARGO")).current_dir(root).args(["build", "--target-dir", target_dir]).args(args).output().expect("cargo runs");
     assert!(out.status.success(), "cargo build {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -51,7 +46,18 @@ fn simulator_on_an_emulated_cortex_m4_finds_the_native_classes() {
 
     let firmware = target_dir.join("thumbv7em-none-eabihf/release/cifhe-mcu");
     let run = Command::new("timeout")
-        .args(["600", "qemu-system-arm", "-cpu", "cortex-m4", "-machine", "mps2-an386", "-nographic", "-semihosting-config", "enable=on,target=native", "-kernel"])
+        .args([
+            "600",
+            "qemu-system-arm",
+            "-cpu",
+            "cortex-m4",
+            "-machine",
+            "mps2-an386",
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+        ])
         .arg(&firmware)
         .output()
         .expect("qemu-system-arm is installed (Debian package qemu-system-arm; .ci/run installs it)");

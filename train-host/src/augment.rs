@@ -30,13 +30,7 @@ impl Transform {
     pub fn draw(rng: &mut Rng, max_degrees: f32) -> Transform {
         let v = rng.next_u64();
         let angle = if max_degrees > 0.0 { (2.0 * rng.open01() as f32 - 1.0) * max_degrees.to_radians() } else { 0.0 };
-        Transform {
-            dy: ((v % 9) as i32 - 4) as f32,
-            dx: (((v >> 8) % 9) as i32 - 4) as f32,
-            flip: (v >> 16) & 1 == 1,
-            cos: angle.cos(),
-            sin: angle.sin(),
-        }
+        Transform { dy: ((v % 9) as i32 - 4) as f32, dx: (((v >> 8) % 9) as i32 - 4) as f32, flip: (v >> 16) & 1 == 1, cos: angle.cos(), sin: angle.sin() }
     }
 
     /// Writes the transformed image `img` (channel planes, bytes) into `out`, normalised by

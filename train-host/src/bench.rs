@@ -40,13 +40,7 @@ pub fn measure(model: &Model<'_>, images: &[u8], cfg: RunConfig, threads: usize,
     pool.install(|| batch::classify_all(&sim, &images[..model.image_len()], 0, |_| {})).map_err(|e| e.to_string())?;
     let start = Instant::now();
     pool.install(|| batch::classify_all(&sim, images, 0, |_| {})).map_err(|e| e.to_string())?;
-    Ok(Row {
-        config: label.into(),
-        threads,
-        images: images.len() / model.image_len(),
-        seconds: start.elapsed().as_secs_f64(),
-        macs: totals(model).0,
-    })
+    Ok(Row { config: label.into(), threads, images: images.len() / model.image_len(), seconds: start.elapsed().as_secs_f64(), macs: totals(model).0 })
 }
 
 /// The measured int8 multiply-accumulate peak of `threads` cores running `vpdpbusd` on registers
@@ -131,13 +125,7 @@ pub fn markdown(rows: &[Row], peak: Option<f64>, model: &Model<'_>, command: &st
     let date = std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output().ok();
     let date = date.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     let _ = writeln!(s, "Measured {date} on {} ({} threads), by `{command}`.", cpu_name(), rayon::current_num_threads());
-    let _ = writeln!(
-        s,
-        "Model `{}`: {:.3} G multiply-accumulates and {} lookups (PBS) per image.\n",
-        model.file().name,
-        macs as f64 / 1e9,
-        pbs
-    );
+    let _ = writeln!(s, "Model `{}`: {:.3} G multiply-accumulates and {} lookups (PBS) per image.\n", model.file().name, macs as f64 / 1e9, pbs);
     if let Some(p) = peak {
         let _ = writeln!(s, "Measured int8 peak (`vpdpbusd` on registers, all threads): {:.1} G MAC/s.\n", p / 1e9);
     }

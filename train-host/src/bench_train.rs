@@ -55,12 +55,8 @@ fn torch(cfg: &TrainConfig, steps: usize, python: &Path, bf16: bool) -> Result<S
     if bf16 {
         args.push("--bf16");
     }
-    let mut child = Command::new(python)
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    let mut child =
+        Command::new(python).args(&args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().map_err(|e| format!("cannot run {}: {e}", python.display()))?;
     child.stdin.take().expect("piped stdin").write_all(TORCH_SCRIPT.as_bytes()).map_err(|e| e.to_string())?;
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {

@@ -136,19 +136,15 @@ impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DataError::NotFound(p) => write!(f, "data path {} does not exist", p.display()),
-            DataError::Missing { file, searched } => write!(
-                f,
-                "{file} not found in {} (expected the official binary files, unpacked or as .tar.gz/.tar.xz archives)",
-                searched.display()
-            ),
-            DataError::Truncated { file, len, record } => write!(
-                f,
-                "{file} is truncated or not a CIFAR binary file: {len} bytes is not a multiple of the {record}-byte record"
-            ),
-            DataError::BadLabel { file, record, label, classes } => write!(
-                f,
-                "{file}, record {record}: label {label} is outside 0..{classes} (mislabeled, or the other CIFAR's file)"
-            ),
+            DataError::Missing { file, searched } => {
+                write!(f, "{file} not found in {} (expected the official binary files, unpacked or as .tar.gz/.tar.xz archives)", searched.display())
+            }
+            DataError::Truncated { file, len, record } => {
+                write!(f, "{file} is truncated or not a CIFAR binary file: {len} bytes is not a multiple of the {record}-byte record")
+            }
+            DataError::BadLabel { file, record, label, classes } => {
+                write!(f, "{file}, record {record}: label {label} is outside 0..{classes} (mislabeled, or the other CIFAR's file)")
+            }
             DataError::Io(p, e) => write!(f, "reading {}: {e}", p.display()),
         }
     }
@@ -191,11 +187,8 @@ fn read_files(path: &Path, kind: Kind, names: &[String]) -> Result<HashMap<Strin
                 }
             }
         }
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| DataError::Io(path.into(), e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| is_archive(p))
-            .collect();
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(path).map_err(|e| DataError::Io(path.into(), e))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_archive(p)).collect();
         entries.sort();
         // Scan this CIFAR's archives first, and no other CIFAR's.
         let other = match kind {
@@ -231,8 +224,7 @@ fn read_files(path: &Path, kind: Kind, names: &[String]) -> Result<HashMap<Strin
 /// Loads the test set of the CIFAR that `model` classifies (by its class count), keeping the
 /// first `limit` images if given.
 pub fn test_set_for(model: &cifhe_core::Model<'_>, path: &Path, limit: Option<usize>) -> Result<Dataset, String> {
-    let kind = Kind::for_classes(model.classes())
-        .ok_or_else(|| format!("the model has {} classes: neither CIFAR-10 nor CIFAR-100", model.classes()))?;
+    let kind = Kind::for_classes(model.classes()).ok_or_else(|| format!("the model has {} classes: neither CIFAR-10 nor CIFAR-100", model.classes()))?;
     let mut ds = load(path, kind, Split::Test).map_err(|e| e.to_string())?;
     if let Some(n) = limit {
         ds.truncate(n);

@@ -178,7 +178,13 @@ pub fn compile(
             (Layer::AvgPool { k: 1, stride: 1 }, _) | (Layer::Relu, _) => {}
             (Layer::AvgPool { k, stride }, _) => {
                 b.sum_pool(k, stride);
-                pending.push(Pending { stage: b.len(), factor: vec![1.0 / (k * k) as f64; shape_in.0], bias: vec![0.0; shape_in.0], relu: false, nonneg: nonneg() });
+                pending.push(Pending {
+                    stage: b.len(),
+                    factor: vec![1.0 / (k * k) as f64; shape_in.0],
+                    bias: vec![0.0; shape_in.0],
+                    relu: false,
+                    nonneg: nonneg(),
+                });
                 b.lookup(31, 0, 0, &vec![vec![]; shape_in.0], (0, 0));
             }
             (Layer::Linear { out }, Some(p)) => {
@@ -208,7 +214,11 @@ pub fn compile(
                 let mut mags: Vec<f64> = obs.samples.iter().map(|v| v.abs()).collect();
                 let idx = ((cfg.percentile / 100.0) * mags.len().saturating_sub(1) as f64).round() as usize;
                 let threshold = if mags.is_empty() { 0.0 } else { *mags.select_nth_unstable_by(idx, f64::total_cmp).1 };
-                if threshold > 0.0 { threshold / hi as f64 } else { 1.0 }
+                if threshold > 0.0 {
+                    threshold / hi as f64
+                } else {
+                    1.0
+                }
             }
         };
         let t: Vec<Vec<i32>> = (0..p.bias.len()).map(|c| thresholds(&affine, c, s_out, lo, hi)).collect();

@@ -71,9 +71,7 @@ pub fn evaluate(model: &Model<'_>, data: &Dataset, cfg: RunConfig, show_progress
     let sim = Simulator::new(model, cfg).map_err(|e| e.to_string())?;
     let bar = if show_progress { ProgressBar::new(data.len() as u64) } else { ProgressBar::hidden() };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} simulating [{bar:40}] {pos}/{len} images, {per_sec}, ETA {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} simulating [{bar:40}] {pos}/{len} images, {per_sec}, ETA {eta}").expect("valid template").progress_chars("=> "),
     );
     let start = Instant::now();
     let result = batch::classify_all(&sim, &data.images, 0, |n| bar.inc(n as u64)).map_err(|e| e.to_string())?;
@@ -126,16 +124,8 @@ impl Report {
         let r = self.rounding_bits.map_or("none".into(), |b| format!("{b} bits ({})", self.rounding_mode));
         let _ = writeln!(s, "model {}: {} images, rounding {r}, p_error {:.3e}", self.model, self.images, self.p_error);
         let _ = writeln!(s, "top-1 accuracy  {:.2}% ({}/{})", 100.0 * self.accuracy, self.correct, self.images);
-        let _ = writeln!(
-            s,
-            "speed           {:.1} images/s ({:.2} s on {} threads)",
-            self.images_per_second, self.seconds, self.threads
-        );
-        let _ = writeln!(
-            s,
-            "lookups (PBS)   {} per image; {} moved by noise, {} accumulator overflows",
-            self.pbs_per_image, self.noise_events, self.overflows
-        );
+        let _ = writeln!(s, "speed           {:.1} images/s ({:.2} s on {} threads)", self.images_per_second, self.seconds, self.threads);
+        let _ = writeln!(s, "lookups (PBS)   {} per image; {} moved by noise, {} accumulator overflows", self.pbs_per_image, self.noise_events, self.overflows);
         if self.per_class.len() <= 20 {
             let _ = writeln!(s, "\nper class:");
             for c in &self.per_class {

@@ -199,7 +199,8 @@ pub struct SetCost {
 impl SetCost {
     /// Seconds of the lookups of `plan` on `model`, at these measured rates.
     pub fn lookup_seconds(&self, plan: &Plan, model: &Model<'_>) -> f64 {
-        plan.bootstraps_of(model, Bootstrap::Standard) as f64 * self.seconds_per_lookup + plan.bootstraps_of(model, Bootstrap::Fine) as f64 * self.seconds_per_fine_lookup
+        plan.bootstraps_of(model, Bootstrap::Standard) as f64 * self.seconds_per_lookup
+            + plan.bootstraps_of(model, Bootstrap::Fine) as f64 * self.seconds_per_fine_lookup
     }
 }
 

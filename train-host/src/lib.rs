@@ -1,9 +1,9 @@
 //! The host side of cifhe: CIFAR loading, architectures, compiling float networks into the integer
 //! circuit, evaluation with the FHE simulator, and benchmarks. `main.rs` is the command line.
 pub mod adapt;
+pub mod arch;
 pub mod augment;
 pub mod backend;
-pub mod arch;
 pub mod bench;
 pub mod bench_train;
 pub mod cifar;

@@ -1,13 +1,13 @@
 //! `train-host`: the cifhe command line. Run `train-host --help`.
+use burn::tensor::Device;
 use cifhe_core::analysis::analyze;
 use cifhe_core::fhe::{Bootstrap, ParamSet};
 use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig};
 use clap::{Parser, Subcommand, ValueEnum};
-use burn::tensor::Device;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use train_host::backend::Backend;
 use train_host::arch::{Arch, FloatNet};
+use train_host::backend::Backend;
 use train_host::cifar::{self, Kind, Split};
 use train_host::widths::Widths;
 use train_host::{bench, compile, eval, paths, report, train};
@@ -556,12 +556,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let (path, bytes) = images.read_model()?;
             let m = open_model(&path, &bytes)?;
             let ds = images.test_set(&m)?;
-            let cfg = train_host::fhe::FheConfig {
-                params,
-                rounding_bits: rounding_bits.map_or(m.rounding_bits(), |r| r.0),
-                p_error,
-                progress: !json,
-            };
+            let cfg = train_host::fhe::FheConfig { params, rounding_bits: rounding_bits.map_or(m.rounding_bits(), |r| r.0), p_error, progress: !json };
             let r = train_host::fhe::run(&m, &ds, &images.image, &cfg)?;
             if json {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
@@ -649,16 +644,60 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("wrote {} ({} bytes)", out.display(), bytes.len());
         }
         Command::Train {
-            arch, width, dataset, data, run_dir, float_epochs, qat_epochs, head_epochs, rotate, batch, lr, qat_lr, smoothing, batch_norm, imagenet_weights, seed, limit,
-            eval_images, resume, restart_qat, out, rounding_bits, qat_rounding_bits, weight_bits, act_bits, per_channel_weights, backend, bf16,
+            arch,
+            width,
+            dataset,
+            data,
+            run_dir,
+            float_epochs,
+            qat_epochs,
+            head_epochs,
+            rotate,
+            batch,
+            lr,
+            qat_lr,
+            smoothing,
+            batch_norm,
+            imagenet_weights,
+            seed,
+            limit,
+            eval_images,
+            resume,
+            restart_qat,
+            out,
+            rounding_bits,
+            qat_rounding_bits,
+            weight_bits,
+            act_bits,
+            per_channel_weights,
+            backend,
+            bf16,
         } => {
             let device = backend.device()?;
             let (mean, std) = dataset.normalization();
             let qat_rounding_bits = qat_rounding_bits.unwrap_or(rounding_bits).0.map(u32::from);
             let cfg = train::TrainConfig {
-                arch: arch.clone(), width, classes: dataset.classes(), float_epochs, qat_epochs, batch, lr, qat_lr,
-                smoothing, weight_bits, act_bits, per_channel_weights, qat_rounding_bits, batch_norm, seed, mean, std,
-                init: imagenet_weights.as_ref().map(|p| p.display().to_string()), head_epochs, rotation_degrees: rotate, bf16,
+                arch: arch.clone(),
+                width,
+                classes: dataset.classes(),
+                float_epochs,
+                qat_epochs,
+                batch,
+                lr,
+                qat_lr,
+                smoothing,
+                weight_bits,
+                act_bits,
+                per_channel_weights,
+                qat_rounding_bits,
+                batch_norm,
+                seed,
+                mean,
+                std,
+                init: imagenet_weights.as_ref().map(|p| p.display().to_string()),
+                head_epochs,
+                rotation_degrees: rotate,
+                bf16,
             };
             train_host::widths::fit(&Arch::by_name(&arch, dataset.classes(), width)?, &cfg.weight_bits, &cfg.act_bits)?;
             if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
@@ -673,7 +712,19 @@ fn run(cli: Cli) -> Result<(), String> {
             let t = train::train(&cfg, &train_set, &test, &run_dir, resume || restart_qat, &device)?;
             compile_run(&cfg, &t, &train_set, &test, limit, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
         }
-        Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out, backend, post_training: true, per_channel_weights, weight_bits, act_bits } => {
+        Command::Compile {
+            run_dir,
+            data,
+            limit,
+            eval_images,
+            rounding_bits,
+            out,
+            backend,
+            post_training: true,
+            per_channel_weights,
+            weight_bits,
+            act_bits,
+        } => {
             let (cfg, net, log) = train::latest(&run_dir, &backend.device()?)?;
             let cfg = train::TrainConfig {
                 per_channel_weights: per_channel_weights || cfg.per_channel_weights,
@@ -755,9 +806,27 @@ fn run(cli: Cli) -> Result<(), String> {
             let backends = if backend.is_empty() { Backend::compiled() } else { backend };
             let (mean, std) = Kind::Cifar10.normalization();
             let cfg = train::TrainConfig {
-                arch: arch.clone(), width, classes: 10, float_epochs: 1, qat_epochs: 0, batch, lr: 2e-3, qat_lr: 2e-4, smoothing: 0.1,
-                weight_bits: Widths::uniform(5), act_bits: Widths::uniform(5), per_channel_weights: false, qat_rounding_bits: None, batch_norm, init: None, seed: 0, mean, std,
-                head_epochs: 0, rotation_degrees: 0.0, bf16: false,
+                arch: arch.clone(),
+                width,
+                classes: 10,
+                float_epochs: 1,
+                qat_epochs: 0,
+                batch,
+                lr: 2e-3,
+                qat_lr: 2e-4,
+                smoothing: 0.1,
+                weight_bits: Widths::uniform(5),
+                act_bits: Widths::uniform(5),
+                per_channel_weights: false,
+                qat_rounding_bits: None,
+                batch_norm,
+                init: None,
+                seed: 0,
+                mean,
+                std,
+                head_epochs: 0,
+                rotation_degrees: 0.0,
+                bf16: false,
             };
             let mut ds = cifar::load(&data.unwrap_or_else(paths::default_data), Kind::Cifar10, Split::Train).map_err(|e| e.to_string())?;
             ds.truncate(batch);
@@ -819,8 +888,21 @@ fn compile_run(
     device: &Device,
 ) -> Result<(), String> {
     let train::TrainConfig {
-        arch, width, float_epochs, qat_epochs, head_epochs, batch, lr, qat_lr, seed, batch_norm, weight_bits, act_bits, per_channel_weights,
-        rotation_degrees, ..
+        arch,
+        width,
+        float_epochs,
+        qat_epochs,
+        head_epochs,
+        batch,
+        lr,
+        qat_lr,
+        seed,
+        batch_norm,
+        weight_bits,
+        act_bits,
+        per_channel_weights,
+        rotation_degrees,
+        ..
     } = cfg;
     let ds_name = format!("{:?}", train_set.kind).to_lowercase();
     let name = format!("{arch}-{ds_name}");
@@ -873,12 +955,8 @@ fn compile_post_training(
     out: &Path,
 ) -> Result<(), String> {
     let ds_name = format!("{:?}", train_set.kind).to_lowercase();
-    let weights = format!(
-        "{} --weight-bits {} --act-bits {}",
-        if cfg.per_channel_weights { " --per-channel-weights" } else { "" },
-        cfg.weight_bits,
-        cfg.act_bits
-    );
+    let weights =
+        format!("{} --weight-bits {} --act-bits {}", if cfg.per_channel_weights { " --per-channel-weights" } else { "" }, cfg.weight_bits, cfg.act_bits);
     let desc = format!(
         "{} (width {}) after {} epochs of training, quantized after training (no QAT): {} weights, {} \
          activations; by `train-host compile --post-training{weights} --run-dir {} --rounding-bits {}`.",
@@ -1000,7 +1078,11 @@ fn bench_fhe(models: &[PathBuf], sets: &[ParamSet], lookups: usize, p_error: f64
     let mut s = String::new();
     let sets_arg = sets.iter().map(|p| p.name()).collect::<Vec<_>>().join(",");
     let models_arg = models.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(",");
-    let _ = writeln!(s, "Measured on {} ({threads} threads) by `cargo run --release -p train-host -- bench-fhe --sets {sets_arg} --models {models_arg} --lookups {lookups}`.\n", bench::cpu_name());
+    let _ = writeln!(
+        s,
+        "Measured on {} ({threads} threads) by `cargo run --release -p train-host -- bench-fhe --sets {sets_arg} --models {models_arg} --lookups {lookups}`.\n",
+        bench::cpu_name()
+    );
     let _ = writeln!(s, "| parameter set | keygen (client + server key) | server key sent (seeded): standard / with fine | server key expanded (standard) | ms per lookup (KS + PBS), all threads: standard / fine |");
     let _ = writeln!(s, "|---|---|---|---|---|");
     for (_, c) in &costs {
@@ -1016,7 +1098,10 @@ fn bench_fhe(models: &[PathBuf], sets: &[ParamSet], lookups: usize, p_error: f64
             1e3 * c.seconds_per_fine_lookup
         );
     }
-    let _ = writeln!(s, "\n| model | rounding | bootstraps per image: standard + fine | cheapest set with p_error ≤ {p_error:.0e} | lookups alone take (extrapolated) |");
+    let _ = writeln!(
+        s,
+        "\n| model | rounding | bootstraps per image: standard + fine | cheapest set with p_error ≤ {p_error:.0e} | lookups alone take (extrapolated) |"
+    );
     let _ = writeln!(s, "|---|---|---|---|---|");
     for path in models {
         let bytes = read_model(path)?;
@@ -1025,7 +1110,13 @@ fn bench_fhe(models: &[PathBuf], sets: &[ParamSet], lookups: usize, p_error: f64
             Ok(plan) => {
                 let time = costs.iter().find(|(p, _)| *p == plan.params).map_or("set not measured".into(), |(_, c)| {
                     let t = c.lookup_seconds(&plan, &m);
-                    if t > 3600.0 { format!("{:.1} h", t / 3600.0) } else if t > 120.0 { format!("{:.0} min", t / 60.0) } else { format!("{t:.1} s") }
+                    if t > 3600.0 {
+                        format!("{:.1} h", t / 3600.0)
+                    } else if t > 120.0 {
+                        format!("{:.0} min", t / 60.0)
+                    } else {
+                        format!("{t:.1} s")
+                    }
                 });
                 let split = format!("{} + {}", plan.bootstraps_of(&m, Bootstrap::Standard), plan.bootstraps_of(&m, Bootstrap::Fine));
                 (plan.params.to_string(), split, time)
@@ -1043,7 +1134,8 @@ fn inspect(m: &Model<'_>, size: usize) -> String {
     let f = m.file();
     let _ = writeln!(s, "model {} ({} bytes), {} classes, {} by default", f.name, size, m.classes(), rounding_words(f.rounding_bits));
     let _ = writeln!(s, "{}\n", f.description);
-    let _ = writeln!(s, "{:>3} {:<9} {:>14} {:>14} {:>10} {:>26} {:>9} {:>22}", "#", "stage", "output", "MACs", "PBS", "worst-case acc", "acc bits", "calibrated");
+    let _ =
+        writeln!(s, "{:>3} {:<9} {:>14} {:>14} {:>10} {:>26} {:>9} {:>22}", "#", "stage", "output", "MACs", "PBS", "worst-case acc", "acc bits", "calibrated");
     let (mut macs, mut pbs) = (0, 0);
     for (i, r) in analyze(m).iter().enumerate() {
         let o = r.output;
@@ -1054,7 +1146,8 @@ fn inspect(m: &Model<'_>, size: usize) -> String {
         macs += r.macs;
         pbs += r.pbs;
     }
-    let _ = writeln!(s, "\ntotal: {:.3} G multiply-accumulates, {pbs} lookups (PBS) per image; scratch {} KiB", macs as f64 / 1e9, m.scratch_words() * 8 / 1024);
+    let _ =
+        writeln!(s, "\ntotal: {:.3} G multiply-accumulates, {pbs} lookups (PBS) per image; scratch {} KiB", macs as f64 / 1e9, m.scratch_words() * 8 / 1024);
     s
 }
 

@@ -9,12 +9,12 @@
 //! gradients reach the weights and the scales.
 use crate::arch::{shapes, Arch, FloatNet, Layer, Params};
 use crate::widths::{act_codes, weight_qmax, Widths};
+use burn::module::RunningState;
 use burn::module::{Module, Param, ParamId};
+use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::module::{avg_pool2d, conv2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
-use burn::module::RunningState;
-use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 
 /// Parameters of the network; the architecture is kept beside them.
@@ -205,10 +205,7 @@ impl Net {
 
     /// The batch normalisations' state (empty without them).
     pub fn norm_states(&self) -> Vec<NormState> {
-        self.norms
-            .iter()
-            .map(|bn| [to_vec(bn.gamma.val()), to_vec(bn.beta.val()), to_vec(bn.running_mean.value()), to_vec(bn.running_var.value())])
-            .collect()
+        self.norms.iter().map(|bn| [to_vec(bn.gamma.val()), to_vec(bn.beta.val()), to_vec(bn.running_mean.value()), to_vec(bn.running_var.value())]).collect()
     }
 
     /// Folds each batch normalisation (running statistics) into its convolution:
@@ -312,11 +309,7 @@ impl Net {
             let w = self.weights[p].val();
             let Some(q) = quant else { return (w, None) };
             let qmax = weight_qmax(q.weight_bits.at(p)) as f32;
-            let max = if q.per_channel_weights {
-                w.clone().abs().max_dim(1).max_dim(2).max_dim(3)
-            } else {
-                scalar_as::<4>(w.clone().abs().max().reshape([1]))
-            };
+            let max = if q.per_channel_weights { w.clone().abs().max_dim(1).max_dim(2).max_dim(3) } else { scalar_as::<4>(w.clone().abs().max().reshape([1])) };
             let s = (max.detach() / qmax).clamp_min(1e-12);
             let wq = fake_quant(w, s.clone(), -qmax, qmax);
             (wq, Some(s.swap_dims(0, 1)))

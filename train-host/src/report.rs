@@ -4,11 +4,11 @@
 //! SVG plot of accuracy against rounding bits; and, from a run's log, its training curves.
 use crate::cifar::Dataset;
 use crate::eval::evaluate;
+use crate::plot::{Chart, Series};
 use cifhe_core::analysis::analyze;
 use cifhe_core::fhe::plan::DEFAULT_P_ERROR_TARGET;
 use cifhe_core::fhe::{Bootstrap, ParamSet, Plan};
 use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig};
-use crate::plot::{Chart, Series};
 use std::fmt::Write;
 
 /// One measured row.

@@ -117,7 +117,10 @@ fn prepare(cfg: ServeConfig) -> Result<App, String> {
             let shape = |m: &Model<'_>| (m.classes(), m.image_len());
             if shape(served) != shape(&model) {
                 let ((c, n), (served_c, served_n)) = (shape(&model), shape(served));
-                return Err(format!("{}: {c} classes of {n}-byte images, where the served model has {served_c} of {served_n}: the page measures them on one test set", path.display()));
+                return Err(format!(
+                    "{}: {c} classes of {n}-byte images, where the served model has {served_c} of {served_n}: the page measures them on one test set",
+                    path.display()
+                ));
             }
         }
         models.push((model, bytes));
@@ -126,15 +129,10 @@ fn prepare(cfg: ServeConfig) -> Result<App, String> {
     let bootstraps = Plan::for_model(model, cfg.params).expect("checked above").bootstraps(model);
     let glue = cfg.web_root.join("pkg").join("cifhe_wasm.js");
     if !glue.exists() {
-        return Err(format!(
-            "{} is missing: build the browser client first with `wasm-pack build wasm --target web --out-dir ../web/pkg`",
-            glue.display()
-        ));
+        return Err(format!("{} is missing: build the browser client first with `wasm-pack build wasm --target web --out-dir ../web/pkg`", glue.display()));
     }
     let data = cfg.data.as_ref().and_then(|dir| {
-        cifar::test_set_for(model, dir, None)
-            .map_err(|e| eprintln!("warning: no test images ({e}); the page still classifies uploaded images"))
-            .ok()
+        cifar::test_set_for(model, dir, None).map_err(|e| eprintln!("warning: no test images ({e}); the page still classifies uploaded images")).ok()
     });
     let (samples, test_set) = match data {
         Some(ds) => {
@@ -304,9 +302,8 @@ async fn classify(State(app): State<Arc<App>>, Path(id): Path<String>, body: Byt
     let app2 = app.clone();
     tokio::task::spawn_blocking(move || {
         let t = Instant::now();
-        let outcome = Evaluator::new(&key, app2.model(), plan).and_then(|eval| {
-            eval.run(&image, &|stage, done, total| send(json!({ "event": "progress", "stage": stage, "done": done, "total": total })))
-        });
+        let outcome = Evaluator::new(&key, app2.model(), plan)
+            .and_then(|eval| eval.run(&image, &|stage, done, total| send(json!({ "event": "progress", "stage": stage, "done": done, "total": total }))));
         match outcome {
             Ok(out) => {
                 let bytes = out.to_bytes();

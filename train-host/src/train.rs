@@ -9,11 +9,11 @@ use crate::cifar::{Dataset, IMAGE_LEN};
 use crate::compile::{input_scale, QuantConfig};
 use crate::net::{self, Net, Probe, Quant, Rounding};
 use crate::widths::{act_codes, signed_era_acts, Widths};
-use cifhe_core::analysis::signed_bits;
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use cifhe_core::analysis::signed_bits;
 use cifhe_core::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -84,7 +84,11 @@ pub struct TrainConfig {
 impl TrainConfig {
     /// The float phase's convolution precision.
     pub fn conv_dtype(&self) -> burn::tensor::FloatDType {
-        if self.bf16 { burn::tensor::FloatDType::BF16 } else { burn::tensor::FloatDType::F32 }
+        if self.bf16 {
+            burn::tensor::FloatDType::BF16
+        } else {
+            burn::tensor::FloatDType::F32
+        }
     }
 
     /// The quantization QAT trains with (exact accumulators).
@@ -182,11 +186,8 @@ fn checkpoint_path(run: &Path) -> PathBuf {
 fn save(run: &Path, ck: &Checkpoint) -> Result<(), String> {
     let c = &ck.config;
     let later = LaterSettings { per_channel_weights: c.per_channel_weights, head_epochs: c.head_epochs };
-    let later2 = LaterSettings2 {
-        weight_bits: c.weight_bits.as_slice().to_vec(),
-        act_bits: c.act_bits.as_slice().to_vec(),
-        rotation_degrees: c.rotation_degrees,
-    };
+    let later2 =
+        LaterSettings2 { weight_bits: c.weight_bits.as_slice().to_vec(), act_bits: c.act_bits.as_slice().to_vec(), rotation_degrees: c.rotation_degrees };
     let mut bytes = postcard::to_stdvec(ck).map_err(|e| e.to_string())?;
     bytes.extend(postcard::to_stdvec(&later).map_err(|e| e.to_string())?);
     bytes.extend(postcard::to_stdvec(&later2).map_err(|e| e.to_string())?);
@@ -288,10 +289,7 @@ fn batch(ds: &Dataset, idx: &[usize], cfg: &TrainConfig, mut rng: Option<&mut Rn
         t.apply(ds.image(i), cfg.mean, cfg.std, out);
     }
     let labels: Vec<i64> = idx.iter().map(|&i| ds.labels[i] as i64).collect();
-    (
-        Tensor::from_data(TensorData::new(x, [idx.len(), 3, 32, 32]), device),
-        Tensor::from_data(TensorData::new(labels, [idx.len()]), device),
-    )
+    (Tensor::from_data(TensorData::new(x, [idx.len(), 3, 32, 32]), device), Tensor::from_data(TensorData::new(labels, [idx.len()]), device))
 }
 
 /// Accuracy of the network on `ds` (no augmentation, no gradients).
@@ -613,11 +611,7 @@ fn step(
     let loss = loss_fn.forward(logits, y);
     let l = loss.clone().into_scalar::<f32>() as f64;
     let mut grads = loss.backward();
-    let grads = if head_only {
-        GradientsParams::from_params(&mut grads, &model, &model.head_params())
-    } else {
-        GradientsParams::from_grads(grads, &model)
-    };
+    let grads = if head_only { GradientsParams::from_params(&mut grads, &model, &model.head_params()) } else { GradientsParams::from_grads(grads, &model) };
     (optim.step(lr, model, grads), l, correct)
 }
 
@@ -666,9 +660,27 @@ mod tests {
 
     fn config() -> TrainConfig {
         TrainConfig {
-            arch: "small".into(), width: 1.0, classes: 10, float_epochs: 4, qat_epochs: 0, batch: 128, lr: 2e-3, qat_lr: 2e-4,
-            smoothing: 0.1, weight_bits: Widths::uniform(5), act_bits: Widths::uniform(5), per_channel_weights: false, qat_rounding_bits: None, batch_norm: false, init: None, seed: 0,
-            mean: [0.5; 3], std: [0.25; 3], head_epochs: 0, rotation_degrees: 0.0, bf16: false,
+            arch: "small".into(),
+            width: 1.0,
+            classes: 10,
+            float_epochs: 4,
+            qat_epochs: 0,
+            batch: 128,
+            lr: 2e-3,
+            qat_lr: 2e-4,
+            smoothing: 0.1,
+            weight_bits: Widths::uniform(5),
+            act_bits: Widths::uniform(5),
+            per_channel_weights: false,
+            qat_rounding_bits: None,
+            batch_norm: false,
+            init: None,
+            seed: 0,
+            mean: [0.5; 3],
+            std: [0.25; 3],
+            head_epochs: 0,
+            rotation_degrees: 0.0,
+            bf16: false,
         }
     }
 
@@ -676,7 +688,13 @@ mod tests {
     fn only_qat_settings_may_change_and_only_before_qat() {
         let old = config();
         let qat = TrainConfig {
-            qat_epochs: 2, qat_lr: 1e-4, qat_rounding_bits: Some(5), weight_bits: Widths::uniform(4), act_bits: "8,6,6,6,6,6,6".parse().unwrap(), per_channel_weights: true, ..old.clone()
+            qat_epochs: 2,
+            qat_lr: 1e-4,
+            qat_rounding_bits: Some(5),
+            weight_bits: Widths::uniform(4),
+            act_bits: "8,6,6,6,6,6,6".parse().unwrap(),
+            per_channel_weights: true,
+            ..old.clone()
         };
         assert!(resumable(&old, &old, 4));
         assert!(resumable(&old, &qat, 4), "a finished float run takes new QAT settings");

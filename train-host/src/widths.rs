@@ -55,12 +55,7 @@ impl Widths {
         if self.0.len() == 1 || self.0.len() == positions.len() {
             Ok(())
         } else {
-            Err(format!(
-                "{} {what} widths given ({self}), but the network needs one or {}: {}",
-                self.0.len(),
-                positions.len(),
-                positions.join(", ")
-            ))
+            Err(format!("{} {what} widths given ({self}), but the network needs one or {}: {}", self.0.len(), positions.len(), positions.join(", ")))
         }
     }
 
@@ -198,10 +193,7 @@ mod tests {
         let vgg = Arch::by_name("vgg11", 10, 1.0).unwrap();
         assert_eq!(weight_positions(&vgg).join(","), "conv1,conv2,conv3,conv4,conv5,conv6,conv7,conv8,linear");
         // The identity pool (k = 1) is no lookup site.
-        assert_eq!(
-            act_positions(&vgg).join(","),
-            "input,conv1,pool1,conv2,pool2,conv3,conv4,pool3,conv5,conv6,conv7,conv8,pool5"
-        );
+        assert_eq!(act_positions(&vgg).join(","), "input,conv1,pool1,conv2,pool2,conv3,conv4,pool3,conv5,conv6,conv7,conv8,pool5");
         let w: Widths = "8,5,5,5,5,5,5,5,8".parse().unwrap();
         assert_eq!((w.at(0), w.at(4), w.at(8), w.as_uniform()), (8, 5, 8, None));
         assert_eq!("6".parse::<Widths>().unwrap().at(12), 6);

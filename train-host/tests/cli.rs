@@ -23,8 +23,20 @@ fn eval_json_reports_accuracy_and_speed() {
     let model = train_host::paths::default_model();
     let data = train_host::paths::default_data();
     let (ok, out, err) = train_host(&[
-        "eval", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(),
-        "--limit", "100", "--json", "--rounding-bits", "5", "--p-error", "0.01", "--mode", "approximate",
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--limit",
+        "100",
+        "--json",
+        "--rounding-bits",
+        "5",
+        "--p-error",
+        "0.01",
+        "--mode",
+        "approximate",
     ]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
@@ -85,8 +97,17 @@ fn init_compiles_a_small_network_that_inspect_and_eval_accept() {
     let out = dir.join("small.cifhe");
     let data = train_host::paths::default_data();
     let (ok, _, err) = train_host(&[
-        "init", "--arch", "small", "--dataset", "cifar10", "--data", data.to_str().unwrap(),
-        "--out", out.to_str().unwrap(), "--calibration", "32",
+        "init",
+        "--arch",
+        "small",
+        "--dataset",
+        "cifar10",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--calibration",
+        "32",
     ]);
     assert!(ok, "{err}");
     let (ok, text, err) = train_host(&["inspect", "--model", out.to_str().unwrap()]);
@@ -159,7 +180,10 @@ fn compile_recompiles_a_finished_run_and_refuses_an_unfinished_one() {
     assert!(!ok && err.contains("--post-training"), "{err}");
     let post = ["compile", "--post-training", "--per-channel-weights", "--act-bits", "6", "--run-dir", run, "--data", data];
     let (ok, out, err) = train_host(&[&post[..], &small].concat());
-    assert!(ok && out.contains("post-training quantization, 5-bit weights with one scale per output channel, 6-bit activations, on 200 test images"), "{out}{err}");
+    assert!(
+        ok && out.contains("post-training quantization, 5-bit weights with one scale per output channel, 6-bit activations, on 200 test images"),
+        "{out}{err}"
+    );
     let (ok, out, err) = train_host(&["inspect", "--model", &format!("{run}/post-training.cifhe")]);
     assert!(ok && out.contains("no QAT") && out.contains("--act-bits 6"), "{out}{err}");
     // The float run takes a QAT phase it was not started with, then compiles at another rounding.
@@ -167,7 +191,8 @@ fn compile_recompiles_a_finished_run_and_refuses_an_unfinished_one() {
     assert!(ok, "{err}");
     assert!(out.contains("circuit = QAT argmax, 6-bit rounding: 100.00%"), "{out}");
     let model = dir.join("m5.cifhe");
-    let (ok, out, err) = train_host(&[&["compile", "--run-dir", run, "--data", data, "--rounding-bits", "5", "--out", model.to_str().unwrap()][..], &small].concat());
+    let (ok, out, err) =
+        train_host(&[&["compile", "--run-dir", run, "--data", data, "--rounding-bits", "5", "--out", model.to_str().unwrap()][..], &small].concat());
     assert!(ok, "{err}");
     assert!(out.contains("FHE simulation, 5-bit rounding"), "{out}");
     let (ok, out, err) = train_host(&["inspect", "--model", model.to_str().unwrap()]);
@@ -185,7 +210,8 @@ fn report_writes_the_table_and_both_plots() {
     let out = dir.join("new folder").join("r.md");
     let model = train_host::paths::demo_model();
     let data = train_host::paths::default_data();
-    let args = ["report", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--run-dir", dir.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let args =
+        ["report", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--run-dir", dir.to_str().unwrap(), "--out", out.to_str().unwrap()];
     let (ok, stdout, err) = train_host(&args);
     assert!(ok, "{err}");
     let md = std::fs::read_to_string(&out).unwrap();

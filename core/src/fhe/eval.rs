@@ -11,8 +11,8 @@ use crate::kernels::reference::{self, Taps};
 use crate::model::{Model, Stage};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::algorithms::slice_algorithms::slice_wrapping_add_scalar_mul_assign;
+use tfhe::core_crypto::fft_impl::fft64::math::fft::Fft;
 use tfhe::core_crypto::prelude::*;
 
 /// What binds a ciphertext to the circuit it was encrypted for.

@@ -108,13 +108,15 @@ impl ParamSet {
     /// lattice-estimator fit gives for 132 bits of security at each key's dimension: the
     /// security argument of every key we make.
     pub fn check_security(self) -> Result<(), String> {
-        for (what, ours, dimension) in [
-            ("small key", self.small_noise(), self.small_dimension()),
-            ("big key", self.big_noise(), self.big_dimension()),
-        ] {
+        for (what, ours, dimension) in [("small key", self.small_noise(), self.small_dimension()), ("big key", self.big_noise(), self.big_dimension())] {
             let secure = minimal_lwe_bound_for_132_bits_security_tuniform(dimension, Q);
             if ours.bound_log2() < secure {
-                return Err(format!("set {}: {what} noise bound 2^{} below the secure 2^{secure} at dimension {}", self.name(), ours.bound_log2(), dimension.0));
+                return Err(format!(
+                    "set {}: {what} noise bound 2^{} below the secure 2^{secure} at dimension {}",
+                    self.name(),
+                    ours.bound_log2(),
+                    dimension.0
+                ));
             }
         }
         Ok(())

@@ -180,7 +180,14 @@ impl Plan {
                     let sigma_steps = params.lookup_sigma_slots(variance) / box_slots as f64;
                     let delta_out = if i == last { plan.output_delta } else { acc_delta(i + 1)? };
                     let bootstrap = bootstrap(i);
-                    plan.stages.push(StagePlan::Lookup(LookupPlan { rounding, delta_in: delta(rounding.acc_bits, i)?, delta_out, box_slots, sigma_steps, bootstrap }));
+                    plan.stages.push(StagePlan::Lookup(LookupPlan {
+                        rounding,
+                        delta_in: delta(rounding.acc_bits, i)?,
+                        delta_out,
+                        box_slots,
+                        sigma_steps,
+                        bootstrap,
+                    }));
                     variance = params.pbs_variance(bootstrap);
                 }
                 linear => {

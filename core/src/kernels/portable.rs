@@ -9,10 +9,7 @@ pub fn conv(g: &ConvGeom, input: &[u8], w: &[i8], out: &mut [i32]) {
             for (x, wt) in g.taps(input, w, p, b) {
                 for (xg, wg) in x.chunks_exact(4).zip(wt.chunks_exact(64)) {
                     for (a, wo) in acc.iter_mut().zip(wg.chunks_exact(4)) {
-                        *a += xg[0] as i32 * wo[0] as i32
-                            + xg[1] as i32 * wo[1] as i32
-                            + xg[2] as i32 * wo[2] as i32
-                            + xg[3] as i32 * wo[3] as i32;
+                        *a += xg[0] as i32 * wo[0] as i32 + xg[1] as i32 * wo[1] as i32 + xg[2] as i32 * wo[2] as i32 + xg[3] as i32 * wo[3] as i32;
                     }
                 }
             }

@@ -44,15 +44,9 @@ impl<'w> Taps<'w> {
     /// The taps of a model's linear stage reading a tensor of shape `inp` (`None` for a lookup).
     pub fn of_stage(stage: &'w Stage<'_>, inp: Shape) -> Option<Self> {
         Some(match stage {
-            Stage::Conv(c) => Self::conv(
-                inp,
-                c.weights(),
-                c.out_channels as usize,
-                c.kernel_h as usize,
-                c.kernel_w as usize,
-                c.stride as usize,
-                c.padding as usize,
-            ),
+            Stage::Conv(c) => {
+                Self::conv(inp, c.weights(), c.out_channels as usize, c.kernel_h as usize, c.kernel_w as usize, c.stride as usize, c.padding as usize)
+            }
             Stage::Linear(l) => Self::conv(inp, l.weights(), l.out_features as usize, inp.h, inp.w, 1, 0),
             Stage::SumPool(p) => Self::sum_pool(inp, p.kernel as usize, p.stride as usize),
             Stage::Lookup(_) => return None,

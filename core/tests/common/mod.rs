@@ -21,9 +21,7 @@ fn thresholds(rng: &mut Rng, channels: usize, levels: usize, spread: i32) -> Vec
 /// A random model on `c × h × w` images with `classes` outputs; `seed` picks everything.
 pub fn random_model(seed: u64, input: Shape, classes: usize) -> Vec<u8> {
     let mut rng = Rng::new(seed, 99);
-    let table: Vec<[i8; 256]> = (0..input.c)
-        .map(|c| core::array::from_fn(|p| (((p as i32 - 128 + c as i32 * 7) / 8).clamp(-16, 15)) as i8))
-        .collect();
+    let table: Vec<[i8; 256]> = (0..input.c).map(|c| core::array::from_fn(|p| (((p as i32 - 128 + c as i32 * 7) / 8).clamp(-16, 15)) as i8)).collect();
     let mut b = ModelBuilder::new("random-test", input, &table);
     let c1 = uniform(&mut rng, 1, 20) as usize;
     let k = uniform(&mut rng, 1, 3) as usize;
