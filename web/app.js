@@ -188,9 +188,7 @@ async function measureAccuracy() {
   try {
     bytes = await modelFile(model);
   } catch (e) {
-    $('acc-text').textContent = `cannot load the model: ${e.message ?? e}`;
-    $('acc-run').disabled = false;
-    $('accuracy').dataset.state = 'error';
+    accuracyFailed(`cannot load the model: ${e.message ?? e}`);
     return;
   }
   const workers = accuracyWorkers(Math.min(limit, navigator.hardwareConcurrency || 1, 16), model, bytes);
@@ -212,13 +210,17 @@ async function measureAccuracy() {
         parts[i].result = m;
         if (parts.every((p) => p.result)) showAccuracy(info.models[model].name, parts.map((p) => p.result), (performance.now() - t0) / 1000, workers.length);
       } else if (m.type === 'accuracy-error' || m.type === 'error') {
-        $('acc-text').textContent = m.message;
-        $('acc-run').disabled = false;
-        $('accuracy').dataset.state = 'error';
+        accuracyFailed(m.message);
       }
     };
     w.postMessage({ type: 'accuracy', offset, limit: count });
   });
+}
+
+function accuracyFailed(message) {
+  $('acc-text').textContent = message;
+  $('acc-run').disabled = false;
+  $('accuracy').dataset.state = 'error';
 }
 
 const percent = (a, b) => `${(100 * a / b).toFixed(2)}%`;

@@ -32,8 +32,7 @@ fn simulator_on_an_emulated_cortex_m4_finds_the_native_classes() {
     let target_dir = paths::workspace().join("target/cross-check");
     std::fs::create_dir_all(&target_dir).unwrap();
     let images = target_dir.join("mcu-images.bin");
-    let records: Vec<u8> = (0..ds.len()).flat_map(|i| std::iter::once(ds.labels[i] as u8).chain(ds.image(i).iter().copied())).collect();
-    std::fs::write(&images, records).unwrap();
+    std::fs::write(&images, ds.records()).unwrap();
     let out = Command::new(env!("CARGO"))
         .current_dir(paths::workspace().join("tests/mcu"))
         .args(["build", "--release", "--target", "thumbv7em-none-eabihf", "--target-dir"])

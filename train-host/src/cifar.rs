@@ -115,6 +115,12 @@ impl Dataset {
         self.labels.truncate(n);
         self.images.truncate(n * IMAGE_LEN);
     }
+    /// The images as records of a label byte then the image, the official CIFAR-10 binary layout:
+    /// what the web demo sends for the page's accuracy measurement and what the microcontroller
+    /// firmware (`tests/mcu`) reads.
+    pub fn records(&self) -> Vec<u8> {
+        (0..self.len()).flat_map(|i| std::iter::once(self.labels[i] as u8).chain(self.image(i).iter().copied())).collect()
+    }
 }
 
 /// Why data could not be read.

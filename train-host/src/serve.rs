@@ -107,26 +107,29 @@ fn bad_request(e: impl ToString) -> ApiError {
 /// Loads the models and test images and checks the page is built: every error a user can fix is
 /// reported before the server starts.
 fn prepare(cfg: ServeConfig) -> Result<App, String> {
-    let mut models = Vec::new();
+    let (mut models, mut bootstraps) = (Vec::new(), 0);
     for path in std::iter::once(&cfg.model).chain(&cfg.accuracy_models) {
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read model {}: {e}", path.display()))?;
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
         let model = Model::from_bytes(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        Plan::for_model(&model, cfg.params).map_err(|e| format!("{} under {}: {e}", path.display(), cfg.params.name()))?;
-        if let Some((served, _)) = models.first() {
-            let shape = |m: &Model<'_>| (m.classes(), m.image_len());
-            if shape(served) != shape(&model) {
-                let ((c, n), (served_c, served_n)) = (shape(&model), shape(served));
-                return Err(format!(
-                    "{}: {c} classes of {n}-byte images, where the served model has {served_c} of {served_n}: the page measures them on one test set",
-                    path.display()
-                ));
+        let plan = Plan::for_model(&model, cfg.params).map_err(|e| format!("{} under {}: {e}", path.display(), cfg.params.name()))?;
+        match models.first() {
+            // The served model: its encrypted runs cost this many bootstraps.
+            None => bootstraps = plan.bootstraps(&model),
+            Some((served, _)) => {
+                let shape = |m: &Model<'_>| (m.classes(), m.image_len());
+                if shape(served) != shape(&model) {
+                    let ((c, n), (served_c, served_n)) = (shape(&model), shape(served));
+                    return Err(format!(
+                        "{}: {c} classes of {n}-byte images, where the served model has {served_c} of {served_n}: the page measures them on one test set",
+                        path.display()
+                    ));
+                }
             }
         }
         models.push((model, bytes));
     }
     let model = &models[0].0;
-    let bootstraps = Plan::for_model(model, cfg.params).expect("checked above").bootstraps(model);
     let glue = cfg.web_root.join("pkg").join("cifhe_wasm.js");
     if !glue.exists() {
         return Err(format!("{} is missing: build the browser client first with `wasm-pack build wasm --target web --out-dir ../web/pkg`", glue.display()));
@@ -137,8 +140,7 @@ fn prepare(cfg: ServeConfig) -> Result<App, String> {
     let (samples, test_set) = match data {
         Some(ds) => {
             let samples = (0..ds.len().min(cfg.samples)).map(|i| json!({ "index": i, "label": ds.labels[i], "planes": ds.image(i) })).collect();
-            let records = (0..ds.len()).flat_map(|i| std::iter::once(ds.labels[i] as u8).chain(ds.image(i).iter().copied()));
-            (samples, Bytes::from(records.collect::<Vec<u8>>()))
+            (samples, Bytes::from(ds.records()))
         }
         None => (json!([]), Bytes::new()),
     };

@@ -142,14 +142,16 @@ pub fn conv(isa: Isa, g: &ConvGeom, input: &[u8], w: &[i8], out: &mut [i32]) {
     assert!(g.c4.is_multiple_of(4) && g.o16.is_multiple_of(16));
     assert!(g.out_h == 0 || (g.out_h - 1) * g.stride + g.kh <= g.in_h);
     assert!(g.out_w == 0 || (g.out_w - 1) * g.stride + g.kw <= g.in_w);
-    assert!(Isa::available().contains(&isa), "{isa:?} is not supported by this CPU");
     match isa {
+        Isa::Portable => portable::conv(g, input, w, out),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: bounds asserted above; the CPU supports `isa` (checked just now).
-        Isa::Avx2 | Isa::Avx512Vnni => unsafe { x86::conv(isa, g, input, w, out) },
+        Isa::Avx2 | Isa::Avx512Vnni if Isa::available().contains(&isa) => {
+            // SAFETY: bounds asserted above; the CPU supports `isa` (checked just now).
+            unsafe { x86::conv(isa, g, input, w, out) }
+        }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         Isa::Simd128 => wasm::conv(g, input, w, out),
-        _ => portable::conv(g, input, w, out),
+        _ => panic!("{isa:?} is not supported by this CPU"),
     }
 }
 
