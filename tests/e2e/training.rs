@@ -15,31 +15,17 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
     train_set.truncate(4000);
     let mut test = load(&default_data(), Kind::Cifar10, Split::Test).expect("CIFAR-10 test set");
     test.truncate(1000);
-    let (mean, std) = Kind::Cifar10.normalization();
     let cfg = TrainConfig {
-        arch: "small".into(),
-        width: 1.0,
-        classes: 10,
         float_epochs: 3,
         qat_epochs: 1,
-        batch: 128,
-        lr: 2e-3,
-        qat_lr: 2e-4,
-        smoothing: 0.1,
         // Per-layer widths (wider first and last layers), so that the circuit is checked to
         // quantize each layer as QAT did.
         weight_bits: "6,5,5,6".parse().unwrap(),
         act_bits: "7,5,5,5,5,5,5".parse().unwrap(),
         per_channel_weights: true,
-        qat_rounding_bits: Some(6),
         batch_norm: true,
-        init: None,
         seed: 7,
-        mean,
-        std,
-        head_epochs: 0,
-        rotation_degrees: 0.0,
-        bf16: false,
+        ..TrainConfig::recipe(Kind::Cifar10)
     };
     let device = burn::tensor::Device::flex();
     let run = std::env::temp_dir().join(format!("cifhe-train-{}", std::process::id()));
@@ -52,9 +38,19 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
     assert_eq!(again.scales, t.scales);
     assert!(train(&cfg, &train_set, &test, &run, false, &device).unwrap_err().contains("--resume"));
 
-    let bytes =
-        compile(&t.net, mean, std, cfg.compile_quant(Some(6)), &train_set.images[..512 * 3072], Some(&t.scales), "t", "test", &train_set.names, &|_| {})
-            .expect("compiles");
+    let bytes = compile(
+        &t.net,
+        cfg.mean,
+        cfg.std,
+        cfg.compile_quant(Some(6)),
+        &train_set.images[..512 * 3072],
+        Some(&t.scales),
+        "t",
+        "test",
+        &train_set.names,
+        &|_| {},
+    )
+    .expect("compiles");
     let model = Model::from_bytes(&bytes).unwrap();
     let exact = RunConfig { rounding_bits: None, noise: NoiseModel::NONE.into(), ..RunConfig::new(&model) };
     let circuit = evaluate(&model, &test, exact, false).unwrap();

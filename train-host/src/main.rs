@@ -215,10 +215,10 @@ enum Command {
     /// Train a network (float, then quantization-aware), checkpointing every epoch, and compile it.
     Train {
         /// Architecture (vgg11, small).
-        #[arg(long, default_value = "small")]
+        #[arg(long, default_value_t = recipe().arch)]
         arch: String,
         /// Channel width multiplier.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = recipe().width)]
         width: f32,
         /// Dataset.
         #[arg(long, value_enum, default_value = "cifar10")]
@@ -230,31 +230,31 @@ enum Command {
         #[arg(long)]
         run_dir: PathBuf,
         /// Float epochs.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = recipe().float_epochs)]
         float_epochs: usize,
         /// Quantization-aware epochs.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = recipe().qat_epochs)]
         qat_epochs: usize,
         /// The first float epochs train only the classifier, then all layers train (the
         /// reference's two stages for a network adapted from ImageNet; each stage has its own
         /// warm-up and cosine schedule at --lr).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = recipe().head_epochs)]
         head_epochs: usize,
         /// Augment training images with random rotations of up to this many degrees (besides
         /// random crops and flips; 0: none).
-        #[arg(long, default_value_t = 0.0, value_parser = parse_degrees)]
+        #[arg(long, default_value_t = recipe().rotation_degrees, value_parser = parse_degrees)]
         rotate: f32,
         /// Batch size.
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = recipe().batch)]
         batch: usize,
         /// Peak learning rate of the float epochs (Adam, warm-up then cosine).
-        #[arg(long, default_value_t = 2e-3)]
+        #[arg(long, default_value_t = recipe().lr)]
         lr: f64,
         /// Peak learning rate of the QAT epochs.
-        #[arg(long, default_value_t = 2e-4)]
+        #[arg(long, default_value_t = recipe().qat_lr)]
         qat_lr: f64,
         /// Label smoothing.
-        #[arg(long, default_value_t = 0.1)]
+        #[arg(long, default_value_t = recipe().smoothing)]
         smoothing: f32,
         /// Batch normalisation after each convolution in float training (folded before QAT).
         #[arg(long)]
@@ -263,7 +263,7 @@ enum Command {
         #[arg(long)]
         imagenet_weights: Option<PathBuf>,
         /// Seed of weights, shuffling and augmentation.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = recipe().seed)]
         seed: u64,
         /// Train on the first N training images only.
         #[arg(long)]
@@ -293,11 +293,11 @@ enum Command {
         /// (`8,5,5,5,5,5,5,5,8` for the VGG11's eight convolutions and its linear layer). Like
         /// every quantization setting, it may differ from the float run being resumed before QAT
         /// starts.
-        #[arg(long, default_value = "5")]
+        #[arg(long, default_value_t = recipe().weight_bits)]
         weight_bits: Widths,
         /// Bits of the activation codes (2–8): one width, or one for the input and then one per
         /// lookup (after each convolution and each pool); a wrong count names the positions.
-        #[arg(long, default_value = "5")]
+        #[arg(long, default_value_t = recipe().act_bits)]
         act_bits: Widths,
         /// One weight scale per output channel instead of per tensor (free in the circuit: the
         /// scales fold into the per-channel lookup tables).
@@ -448,6 +448,11 @@ enum Command {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+}
+
+/// The default training recipe, which `train`'s options default to.
+fn recipe() -> train::TrainConfig {
+    train::TrainConfig::recipe(Kind::Cifar10)
 }
 
 fn parse_degrees(s: &str) -> Result<f32, String> {
@@ -804,29 +809,14 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::BenchTrain { arch, width, batch, steps, batch_norm, torch, bf16, backend, data, write } => {
             let backends = if backend.is_empty() { Backend::compiled() } else { backend };
-            let (mean, std) = Kind::Cifar10.normalization();
             let cfg = train::TrainConfig {
                 arch: arch.clone(),
                 width,
-                classes: 10,
+                batch,
+                batch_norm,
                 float_epochs: 1,
                 qat_epochs: 0,
-                batch,
-                lr: 2e-3,
-                qat_lr: 2e-4,
-                smoothing: 0.1,
-                weight_bits: Widths::uniform(5),
-                act_bits: Widths::uniform(5),
-                per_channel_weights: false,
-                qat_rounding_bits: None,
-                batch_norm,
-                init: None,
-                seed: 0,
-                mean,
-                std,
-                head_epochs: 0,
-                rotation_degrees: 0.0,
-                bf16: false,
+                ..train::TrainConfig::recipe(Kind::Cifar10)
             };
             let mut ds = cifar::load(&data.unwrap_or_else(paths::default_data), Kind::Cifar10, Split::Train).map_err(|e| e.to_string())?;
             ds.truncate(batch);

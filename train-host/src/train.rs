@@ -5,7 +5,7 @@
 //! atomically), `log.tsv` (one line per epoch) and, at the end, `model.cifhe`.
 use crate::arch::{Arch, FloatNet, Params};
 use crate::augment::Transform;
-use crate::cifar::{Dataset, IMAGE_LEN};
+use crate::cifar::{Dataset, Kind, IMAGE_LEN};
 use crate::compile::{input_scale, QuantConfig};
 use crate::net::{self, Net, Probe, Quant, Rounding};
 use crate::widths::{act_codes, signed_era_acts, Widths};
@@ -82,6 +82,36 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The default recipe for `dataset`: what `train` builds when given no options (its
+    /// options' defaults are read from here). The shipped models' commands override parts of it;
+    /// their logs say which.
+    pub fn recipe(dataset: Kind) -> TrainConfig {
+        let (mean, std) = dataset.normalization();
+        TrainConfig {
+            arch: "small".into(),
+            width: 1.0,
+            classes: dataset.classes(),
+            float_epochs: 10,
+            qat_epochs: 2,
+            batch: 128,
+            lr: 2e-3,
+            qat_lr: 2e-4,
+            smoothing: 0.1,
+            weight_bits: Widths::uniform(5),
+            act_bits: Widths::uniform(5),
+            per_channel_weights: false,
+            qat_rounding_bits: Some(6),
+            batch_norm: false,
+            init: None,
+            seed: 0,
+            mean,
+            std,
+            head_epochs: 0,
+            rotation_degrees: 0.0,
+            bf16: false,
+        }
+    }
+
     /// The float phase's convolution precision.
     pub fn conv_dtype(&self) -> burn::tensor::FloatDType {
         if self.bf16 {
@@ -659,29 +689,7 @@ mod tests {
     use super::*;
 
     fn config() -> TrainConfig {
-        TrainConfig {
-            arch: "small".into(),
-            width: 1.0,
-            classes: 10,
-            float_epochs: 4,
-            qat_epochs: 0,
-            batch: 128,
-            lr: 2e-3,
-            qat_lr: 2e-4,
-            smoothing: 0.1,
-            weight_bits: Widths::uniform(5),
-            act_bits: Widths::uniform(5),
-            per_channel_weights: false,
-            qat_rounding_bits: None,
-            batch_norm: false,
-            init: None,
-            seed: 0,
-            mean: [0.5; 3],
-            std: [0.25; 3],
-            head_epochs: 0,
-            rotation_degrees: 0.0,
-            bf16: false,
-        }
+        TrainConfig { float_epochs: 4, qat_epochs: 0, qat_rounding_bits: None, ..TrainConfig::recipe(Kind::Cifar10) }
     }
 
     #[test]
