@@ -142,7 +142,7 @@ impl Meter<'_> {
 }
 
 impl Trace for Meter<'_> {
-    fn lookup_input(&self, stage: usize, element: usize, switched: &LweCiphertextOwned<u64>) {
+    fn lookup_input(&self, stage: usize, element: usize, switched: LweCiphertextView<'_, u64>) {
         let lp = self.lookup_plan(stage);
         let params = self.eval.plan().params;
         let (acc, variance) = {

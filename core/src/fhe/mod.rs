@@ -10,6 +10,7 @@
 //! Flow: the client makes a [`ClientKey`], sends [`ClientKey::server_key`] and
 //! [`ClientKey::encrypt_image`]; the server expands the key and runs an [`Evaluator`]; the client
 //! [`ClientKey::decrypt`]s the accumulators, which equal the simulator's for the same noise draw.
+mod batch;
 pub mod eval;
 pub mod keys;
 pub mod measure;
