@@ -2,7 +2,8 @@
 //!
 //! The server walks the same stages as the simulator: linear stages through the shared
 //! [`Taps`] (a ciphertext times a clear integer weight is a wrapping scalar product), lookups as
-//! one key switch and one programmable bootstrap per element, on all cores.
+//! one key switch and one programmable bootstrap per element, in batches (see [`super::batch`])
+//! on all cores.
 use super::batch;
 use super::keys::{ClientKey, KeyId, ServerKey};
 use super::params::Bootstrap;
