@@ -29,7 +29,7 @@ pub struct Arch {
 }
 
 /// Architectures known by name.
-pub const NAMES: [&str; 3] = ["vgg11", "small", "tiny"];
+pub const NAMES: [&str; 4] = ["vgg11", "small", "tiny", "mini"];
 
 impl Arch {
     /// An architecture by name (`vgg11`, `small`, `tiny`), with `width` scaling the channel counts.
@@ -72,6 +72,20 @@ impl Arch {
                 Layer::Conv { out: ch(8), k: 4, stride: 4, pad: 0 },
                 Relu,
                 Layer::Conv { out: ch(16), k: 3, stride: 2, pad: 1 },
+                Relu,
+                pool(4, 1),
+                Layer::Linear { out: classes },
+            ],
+            // The tiny network with a 3 × 3 convolution at 8 × 8 and a pooled one at 4 × 4: more
+            // accurate per bootstrap, but its wider convolutions need the fine key behind some
+            // lookups (BENCHMARKS.md, "Demo networks").
+            "mini" => vec![
+                Layer::Conv { out: ch(8), k: 4, stride: 4, pad: 0 },
+                Relu,
+                conv(16),
+                Relu,
+                pool(2, 2),
+                conv(32),
                 Relu,
                 pool(4, 1),
                 Layer::Linear { out: classes },

@@ -187,7 +187,7 @@ enum Command {
     /// Compile an untrained (random-weight) network, calibrated on training images: the real
     /// shapes and costs of an architecture, for benchmarks, before any training.
     Init {
-        /// Architecture (vgg11, small).
+        /// Architecture: vgg11, small, or the demo networks tiny and mini.
         #[arg(long, default_value = "vgg11")]
         arch: String,
         /// Channel width multiplier.
@@ -214,7 +214,7 @@ enum Command {
     },
     /// Train a network (float, then quantization-aware), checkpointing every epoch, and compile it.
     Train {
-        /// Architecture (vgg11, small).
+        /// Architecture: vgg11, small, or the demo networks tiny and mini.
         #[arg(long, default_value_t = recipe().arch)]
         arch: String,
         /// Channel width multiplier.
@@ -383,7 +383,7 @@ enum Command {
     /// Float training speed (images/s) of an architecture, beside PyTorch's on the same network
     /// in the same run with `--torch`.
     BenchTrain {
-        /// Architecture (vgg11, small, tiny).
+        /// Architecture: vgg11, small, or the demo networks tiny and mini.
         #[arg(long, default_value = "vgg11")]
         arch: String,
         /// Channel width multiplier.

@@ -5,12 +5,13 @@
 //! and the noise formulas), [`plan`] (how a model is encoded on the torus under a set: scales,
 //! lookup tables, the noise each lookup sees, which is what the simulator injects), [`keys`]
 //! (client key, compressed and expanded server keys), [`eval`] (encrypt, evaluate, decrypt),
-//! [`measure`] (the lookups' errors on real ciphertexts against the noise model).
+//! [`batch`] (the key and modulus switches of many lookups at once), [`measure`] (the lookups'
+//! errors on real ciphertexts against the noise model).
 //!
 //! Flow: the client makes a [`ClientKey`], sends [`ClientKey::server_key`] and
 //! [`ClientKey::encrypt_image`]; the server expands the key and runs an [`Evaluator`]; the client
 //! [`ClientKey::decrypt`]s the accumulators, which equal the simulator's for the same noise draw.
-mod batch;
+pub mod batch;
 pub mod eval;
 pub mod keys;
 pub mod measure;
