@@ -159,3 +159,20 @@ impl FloatNet {
         FloatNet { arch, input, params }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_architecture_pools_a_cifar_image_to_one_pixel_before_its_classifier() {
+        for name in NAMES {
+            let arch = Arch::by_name(name, 100, 1.5).unwrap();
+            let s = shapes(&arch, (3, 32, 32));
+            assert_eq!((s[s.len() - 2].1, s[s.len() - 2].2), (1, 1), "{name}: {s:?}");
+            assert_eq!(s[s.len() - 1], (100, 1, 1), "{name}: {s:?}");
+        }
+        let err = Arch::by_name("resnet", 10, 1.0).unwrap_err();
+        assert!(NAMES.iter().all(|n| err.contains(n)), "{err}");
+    }
+}
