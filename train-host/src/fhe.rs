@@ -17,6 +17,8 @@ pub struct FheConfig {
     /// Largest per-lookup error probability allowed when choosing the set and its per-stage
     /// bootstraps.
     pub p_error: f64,
+    /// Simulator runs per image under the plan's noise (0: none).
+    pub noise_draws: u64,
     /// Show progress bars.
     pub progress: bool,
 }
@@ -34,6 +36,9 @@ pub struct ImageResult {
     pub simulator_class: usize,
     /// Whether the decrypted accumulators equal the noiseless simulator's.
     pub identical_accumulators: bool,
+    /// The simulator's classes under the plan's noise (the errors TFHE's own noise follows),
+    /// most frequent first: which answers TFHE can legitimately give for this image.
+    pub noisy_simulator_classes: Vec<ClassCount>,
     /// Encryption seconds.
     pub encrypt_seconds: f64,
     /// Server evaluation seconds.
@@ -44,6 +49,29 @@ pub struct ImageResult {
     pub upload_bytes: usize,
     /// Bytes downloaded (encrypted result).
     pub download_bytes: usize,
+}
+
+/// How often the noisy simulator gave a class.
+#[derive(Debug, Serialize)]
+pub struct ClassCount {
+    /// The class.
+    pub class: usize,
+    /// Noise draws that gave it.
+    pub draws: u64,
+}
+
+/// The classes of `draws` simulator runs of `image` under the noise of `sim`'s configuration
+/// (draw `d` reads noise stream `d`), most frequent first.
+fn noisy_classes(sim: &Simulator<'_, '_>, image: &[u8], draws: u64, scratch: &mut [u64]) -> Result<Vec<ClassCount>, String> {
+    let mut counts = vec![0u64; sim.model().classes()];
+    let mut out = vec![0i32; sim.model().classes()];
+    for d in 0..draws {
+        let (class, _) = sim.classify(image, d, scratch, &mut out).map_err(|e| e.to_string())?;
+        counts[class] += 1;
+    }
+    let mut classes: Vec<ClassCount> = counts.into_iter().enumerate().filter(|&(_, n)| n > 0).map(|(class, draws)| ClassCount { class, draws }).collect();
+    classes.sort_by(|a, b| b.draws.cmp(&a.draws));
+    Ok(classes)
 }
 
 /// The whole run.
@@ -100,6 +128,7 @@ pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig)
     let eval = Evaluator::new(&server, model, plan.clone()).map_err(|e| e.to_string())?;
     let exact = RunConfig { rounding_bits: cfg.rounding_bits, mode: RoundingMode::Exact, noise: cifhe_core::NoiseModel::NONE.into(), ..RunConfig::new(model) };
     let sim = Simulator::new(model, exact).map_err(|e| e.to_string())?;
+    let noisy = Simulator::new(model, plan.simulation(RunConfig::new(model))).map_err(|e| e.to_string())?;
     let mut scratch = vec![0u64; model.scratch_words()];
     let mut results = Vec::new();
     for &index in images {
@@ -131,6 +160,7 @@ pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig)
             fhe_class: cifhe_core::sim::argmax(model, &acc),
             simulator_class,
             identical_accumulators: acc == expect,
+            noisy_simulator_classes: noisy_classes(&noisy, image, cfg.noise_draws, &mut scratch)?,
             encrypt_seconds,
             evaluate_seconds,
             decrypt_seconds,
@@ -138,7 +168,7 @@ pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig)
             download_bytes: download.len(),
         };
         say(format!(
-            "image {index}: true {}, TFHE {}, simulator {}{}; encrypted in {encrypt_seconds:.2} s ({:.1} kB up), \
+            "image {index}: true {}, TFHE {}, simulator without noise {}{}; encrypted in {encrypt_seconds:.2} s ({:.1} kB up), \
              evaluated in {evaluate_seconds:.1} s, decrypted in {decrypt_seconds:.3} s ({:.1} kB down)",
             data.names[r.label],
             data.names[r.fhe_class],
@@ -147,6 +177,11 @@ pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig)
             r.upload_bytes as f64 / 1e3,
             r.download_bytes as f64 / 1e3
         ));
+        let noisy: Vec<String> =
+            r.noisy_simulator_classes.iter().map(|c| format!("{} {:.0}%", data.names[c.class], 100.0 * c.draws as f64 / cfg.noise_draws as f64)).collect();
+        if !noisy.is_empty() {
+            say(format!("image {index}: simulator under the plan's noise, {} draws: {}", cfg.noise_draws, noisy.join(", ")));
+        }
         results.push(r);
     }
     Ok(FheReport {

@@ -136,6 +136,21 @@ fn fhe_noise_measures_a_cropped_prefix_on_real_ciphertexts() {
     assert!(!ok && err.contains("fewer than the 9"), "{err}");
 }
 
+/// `fhe` on the demo model, end to end under real TFHE: the decrypted class is one the simulator
+/// gives under the plan's noise (the errors TFHE's own noise follows), whose draws are all counted.
+#[test]
+fn fhe_json_decrypts_a_class_the_noisy_simulator_gives() {
+    let (ok, out, err) = train_host(&["fhe", "--image", "1", "--noise-draws", "100", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["bootstraps"], 1960, "{v}");
+    let image = &v["images"][0];
+    let classes = image["noisy_simulator_classes"].as_array().expect("noisy classes");
+    assert_eq!(classes.iter().map(|c| c["draws"].as_u64().unwrap()).sum::<u64>(), 100, "{v}");
+    assert!(classes.windows(2).all(|w| w[0]["draws"].as_u64() >= w[1]["draws"].as_u64()), "most frequent first: {v}");
+    assert!(classes.iter().any(|c| c["class"] == image["fhe_class"]), "TFHE's class is not among the noisy simulator's: {v}");
+}
+
 #[test]
 fn bench_train_times_burn_and_says_when_python_is_missing() {
     let (ok, out, err) = train_host(&["bench-train", "--arch", "tiny", "--batch", "16", "--steps", "1"]);
