@@ -70,7 +70,7 @@ fn noisy_classes(sim: &Simulator<'_, '_>, image: &[u8], draws: u64, scratch: &mu
         counts[class] += 1;
     }
     let mut classes: Vec<ClassCount> = counts.into_iter().enumerate().filter(|&(_, n)| n > 0).map(|(class, draws)| ClassCount { class, draws }).collect();
-    classes.sort_by(|a, b| b.draws.cmp(&a.draws));
+    classes.sort_by_key(|c| std::cmp::Reverse(c.draws));
     Ok(classes)
 }
 
