@@ -6,7 +6,9 @@ const $ = (id) => document.getElementById(id);
 const setState = (s) => { document.body.dataset.state = s; };
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 
-let classifier, info, modelBytes, current = null, simProbs = null;
+let classifier, info, modelBytes, current = null, simProbs = null, noisy = [];
+// Simulator runs per image, each with its own noise draw: which classes TFHE's noise can give.
+const NOISE_DRAWS = 100;
 // What the last encrypted run and the last accuracy measurement found, for people and for the
 // browser test.
 window.cifhe = { steps: {}, result: null, accuracy: null };
@@ -107,6 +109,17 @@ function setClass(el, k) {
   el.dataset.class = k === null ? '' : String(k);
 }
 
+// How often each class comes out of the simulator over NOISE_DRAWS noise draws (draw d reads
+// noise stream d of seed 0; draw 0 is the prediction shown), most frequent first: a borderline
+// image has several, and TFHE's answer may be any of them.
+function noisyClasses(planes) {
+  const images = new Uint8Array(planes.length * NOISE_DRAWS);
+  for (let d = 0; d < NOISE_DRAWS; d++) images.set(planes, d * planes.length);
+  const counts = new Map();
+  for (const k of classifier.classify_batch(images, 0n, info.params, 0n)) counts.set(k, (counts.get(k) ?? 0) + 1);
+  return [...counts].map(([k, draws]) => ({ class: k, draws })).sort((a, b) => b.draws - a.draws);
+}
+
 // A new image: show it, and the simulator's prediction under the TFHE noise model (seed 0).
 function select(planes, label) {
   current = planes;
@@ -115,6 +128,9 @@ function select(planes, label) {
   const probs = classifier.simulate(planes, info.params, 0n);
   simProbs = Array.from(probs);
   setClass($('sim-class'), showTop($('sim-top'), probs));
+  noisy = noisyClasses(planes);
+  $('sim-noise').textContent = `Over ${NOISE_DRAWS} noise draws: ` +
+    noisy.map((c) => `${info.labels[c.class]} ${Math.round((100 * c.draws) / NOISE_DRAWS)}%`).join(', ') + '.';
   setClass($('fhe-class'), null);
   $('fhe-top').replaceChildren();
   $('agree').textContent = '';
@@ -276,9 +292,14 @@ worker.onmessage = (e) => {
     const k = showTop($('fhe-top'), m.probs);
     setClass($('fhe-class'), k);
     const same = String(k) === $('sim-class').dataset.class;
-    $('agree').textContent = same ? '(same as the simulator)' : '(differs from the simulator: TFHE noise moved a borderline image)';
+    const share = noisy.find((c) => c.class === k);
+    $('agree').textContent = same
+      ? '(same as the simulator)'
+      : share
+        ? `(differs from the simulator's draw; ${info.labels[k]} comes out of ${share.draws} of its ${NOISE_DRAWS} noise draws: a borderline image)`
+        : `(differs from the simulator, which never gave ${info.labels[k]} in ${NOISE_DRAWS} noise draws: unexpected)`;
     $('progress-text').textContent = `done in ${m.seconds.toFixed(1)} s end to end (key ${m.keyId}, parameters ${m.params})`;
-    window.cifhe.result = { fheClass: k, simClass: +$('sim-class').dataset.class, seconds: m.seconds, fheProbs: m.probs, simProbs };
+    window.cifhe.result = { fheClass: k, simClass: +$('sim-class').dataset.class, seconds: m.seconds, fheProbs: m.probs, simProbs, noisy };
     $('run').disabled = false;
     setState('done');
   } else if (m.type === 'error') {

@@ -223,6 +223,10 @@ fn page_classifies_an_encrypted_image_like_its_simulator() {
     }
     let fhe = browser.eval("return document.getElementById('fhe-class').dataset.class");
     assert_eq!(fhe, sim, "the decrypted class differs from the page's simulated class");
+    // The page's noise draws: all counted, and the stable sample's class among them.
+    let noisy = report["result"]["noisy"].as_array().expect("the page's noisy classes");
+    assert_eq!(noisy.iter().map(|c| c["draws"].as_u64().unwrap()).sum::<u64>(), 100, "{noisy:?}");
+    assert!(noisy.iter().any(|c| c["class"] == json!(expected)), "class {expected} not among the page's noise draws: {noisy:?}");
     // What was sent: the compressed server key and an encrypted image; both bounded.
     let key_bytes = report["steps"]["server_key"]["bytes"].as_u64().unwrap();
     let image_bytes = report["steps"]["encrypt"]["bytes"].as_u64().unwrap();
