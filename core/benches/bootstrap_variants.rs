@@ -34,6 +34,7 @@ const REPEATS: usize = 3;
 
 /// The keys and ciphertexts every variant shares.
 struct Setup {
+    params: ParamSet,
     small: LweSecretKeyOwned<u64>,
     glwe: GlweSecretKeyOwned<u64>,
     /// Messages `0..16` under the small key, with a padding bit.
@@ -67,7 +68,7 @@ impl Setup {
             })
             .collect();
         let table = generate_programmable_bootstrap_glwe_lut(p.polynomial_size, p.glwe_dimension.to_glwe_size(), 16, modulus, DELTA, |x: u64| x);
-        (Setup { small, glwe, inputs, table, fft: Fft::new(p.polynomial_size) }, generator)
+        (Setup { params, small, glwe, inputs, table, fft: Fft::new(p.polynomial_size) }, generator)
     }
 
     fn glwe_size(&self) -> GlweSize {
@@ -89,7 +90,7 @@ impl Setup {
             .zip(&accs)
             .filter(|((m, _), acc)| {
                 extract_lwe_sample_from_glwe_ciphertext(*acc, &mut out, MonomialDegree(0));
-                decrypt_lwe_ciphertext(&big, &out).0.wrapping_add(DELTA / 2) >> 59 != *m
+                decrypt_lwe_ciphertext(&big, &out).0.wrapping_add(DELTA / 2) / DELTA != *m
             })
             .count()
     }
@@ -119,7 +120,7 @@ fn classic<'s>(setup: &'s Setup, generator: &mut Generator, base: DecompositionB
     let (glwe_size, poly, n) = (setup.glwe_size(), setup.glwe.polynomial_size(), setup.small.lwe_dimension());
     let modulus = CiphertextModulus::new_native();
     let mut bsk = LweBootstrapKey::new(0u64, glwe_size, poly, base, level, n, modulus);
-    par_generate_lwe_bootstrap_key(&setup.small, &setup.glwe, &mut bsk, ParamSet::M2C2.big_noise(), generator);
+    par_generate_lwe_bootstrap_key(&setup.small, &setup.glwe, &mut bsk, setup.params.big_noise(), generator);
     let mut fourier = FourierLweBootstrapKey::new(n, glwe_size, poly, base, level);
     par_convert_standard_lwe_bootstrap_key_to_fourier(&bsk, &mut fourier);
     let log = setup.log_slots();
@@ -146,7 +147,7 @@ fn multi_bit<'s>(setup: &'s Setup, generator: &mut Generator, g: usize, base: De
     let modulus = CiphertextModulus::new_native();
     let grouping = LweBskGroupingFactor(g);
     let mut bsk = LweMultiBitBootstrapKey::new(0u64, glwe_size, poly, base, level, n, grouping, modulus);
-    par_generate_lwe_multi_bit_bootstrap_key(&setup.small, &setup.glwe, &mut bsk, ParamSet::M2C2.big_noise(), generator);
+    par_generate_lwe_multi_bit_bootstrap_key(&setup.small, &setup.glwe, &mut bsk, setup.params.big_noise(), generator);
     let mut fourier = FourierLweMultiBitBootstrapKey::new(n, glwe_size, poly, base, level, grouping);
     par_convert_standard_lwe_multi_bit_bootstrap_key_to_fourier(&bsk, &mut fourier);
     let log = setup.log_slots();

@@ -574,7 +574,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 let n = r.images.len();
                 let agree = r.images.iter().filter(|i| i.fhe_class == i.simulator_class).count();
                 let possible = r.images.iter().filter(|i| i.noisy_simulator_classes.iter().any(|c| c.class == i.fhe_class)).count();
-                let mean = r.images.iter().map(|i| i.evaluate_seconds).sum::<f64>() / r.images.len().max(1) as f64;
+                let mean = r.images.iter().map(|i| i.evaluate_seconds).sum::<f64>() / n.max(1) as f64;
                 println!(
                     "{}: {} bootstraps per image under {}; TFHE class = noiseless simulator's on {agree}/{n} images, \
                      one of the noisy simulator's on {possible}/{n}; {mean:.1} s per image on {} threads",
