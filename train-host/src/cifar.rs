@@ -24,6 +24,10 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The dataset's value of `--dataset` (`cifar10`, `cifar100`), for commands written out.
+    pub fn arg(self) -> String {
+        clap::ValueEnum::to_possible_value(&self).expect("every dataset has a value name").get_name().to_owned()
+    }
     /// Number of classes.
     pub fn classes(self) -> usize {
         match self {
@@ -72,6 +76,16 @@ impl Kind {
             Kind::Cifar10 => 1 + IMAGE_LEN,
             Kind::Cifar100 => 2 + IMAGE_LEN,
         }
+    }
+}
+
+/// The dataset's name in text: `CIFAR-10`, `CIFAR-100`.
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Cifar10 => "CIFAR-10",
+            Kind::Cifar100 => "CIFAR-100",
+        })
     }
 }
 

@@ -1,7 +1,5 @@
 //! `train-host`: the cifhe command line. Run `train-host --help`.
-use burn::tensor::Device;
-use cifhe_core::analysis::analyze;
-use cifhe_core::fhe::{Bootstrap, ParamSet};
+use cifhe_core::fhe::ParamSet;
 use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -10,7 +8,7 @@ use train_host::arch::{Arch, FloatNet};
 use train_host::backend::Backend;
 use train_host::cifar::{self, Kind, Split};
 use train_host::widths::Widths;
-use train_host::{bench, compile, eval, paths, report, train};
+use train_host::{bench, bench_fhe, compile, compile_run, eval, inspect, model_file, paths, report, train};
 
 #[derive(Parser)]
 #[command(name = "train-host", version, about = "cifhe: encrypted CIFAR classification — host tool")]
@@ -496,7 +494,7 @@ impl TestImages {
     /// The model file's path and bytes.
     fn read_model(&self) -> Result<(PathBuf, Vec<u8>), String> {
         let path = self.model.clone().unwrap_or_else(paths::demo_model);
-        let bytes = read_model(&path)?;
+        let bytes = model_file::read(&path)?;
         Ok((path, bytes))
     }
 
@@ -520,14 +518,6 @@ fn write_section(file: Option<PathBuf>, name: &str, md: &str) -> Result<(), Stri
     Ok(())
 }
 
-fn read_model(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read model {}: {e}", path.display()))
-}
-
-fn open_model<'a>(path: &Path, bytes: &'a [u8]) -> Result<Model<'a>, String> {
-    Model::from_bytes(bytes).map_err(|e| format!("{}: {e}", path.display()))
-}
-
 fn run_config(model: &Model<'_>, a: &SimArgs) -> Result<RunConfig, String> {
     let rounding_bits = a.rounding_bits.map_or(model.rounding_bits(), |r| r.0);
     let base = RunConfig { rounding_bits, seed: a.seed, ..RunConfig::new(model) };
@@ -549,8 +539,8 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Classify { model, data, images, show, sim } => {
             let path = model.unwrap_or_else(paths::default_model);
-            let bytes = read_model(&path)?;
-            let m = open_model(&path, &bytes)?;
+            let bytes = model_file::read(&path)?;
+            let m = model_file::open(&path, &bytes)?;
             println!("model {} — {}", m.file().name, m.file().description);
             let ds = cifar::test_set_for(&m, &data.unwrap_or_else(paths::default_data), Some(images))?;
             let r = eval::evaluate(&m, &ds, run_config(&m, &sim)?, true)?;
@@ -563,7 +553,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Fhe { images, params, rounding_bits, p_error, noise_draws, json } => {
             let (path, bytes) = images.read_model()?;
-            let m = open_model(&path, &bytes)?;
+            let m = model_file::open(&path, &bytes)?;
             let ds = images.test_set(&m)?;
             let cfg =
                 train_host::fhe::FheConfig { params, rounding_bits: rounding_bits.map_or(m.rounding_bits(), |r| r.0), p_error, noise_draws, progress: !json };
@@ -584,7 +574,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::FheNoise { images, params, rounding_bits, stages, p_error, crop, write } => {
             let (path, bytes) = images.read_model()?;
-            let m = open_model(&path, &bytes)?;
+            let m = model_file::open(&path, &bytes)?;
             let ds = images.test_set(&m)?;
             let cfg = train_host::fhe_noise::NoiseConfig {
                 params,
@@ -622,8 +612,8 @@ fn run(cli: Cli) -> Result<(), String> {
             })?;
         }
         Command::Eval { model, data, limit, json, sim } => {
-            let bytes = read_model(&model)?;
-            let m = open_model(&model, &bytes)?;
+            let bytes = model_file::read(&model)?;
+            let m = model_file::open(&model, &bytes)?;
             let ds = cifar::test_set_for(&m, &data, limit)?;
             let r = eval::evaluate(&m, &ds, run_config(&m, &sim)?, !json)?;
             if json {
@@ -635,17 +625,17 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Init { arch, width, dataset, data, out, seed, calibration, rounding_bits } => {
             let a = Arch::by_name(&arch, dataset.classes(), width)?;
             let net = FloatNet::random(a, (3, 32, 32), seed);
-            eprintln!("loading {dataset:?} training images for calibration…");
+            eprintln!("loading {dataset} training images for calibration…");
             let mut train = cifar::load(&data, dataset, Split::Train).map_err(|e| e.to_string())?;
             train.truncate(calibration);
             let (mean, std) = dataset.normalization();
-            let name = format!("{arch}-random-{}", format!("{dataset:?}").to_lowercase());
+            let name = format!("{arch}-random-{}", dataset.arg());
             let desc = format!(
                 "UNTRAINED: random He-initialised {arch} (width {width}, seed {seed}), 5-bit weights and activations, \
                  calibrated on {} training images; for measuring the simulator, not for accuracy. \
                  Made by `train-host init --arch {arch} --width {width} --dataset {} --seed {seed} --calibration {calibration}`.",
                 train.len(),
-                format!("{dataset:?}").to_lowercase()
+                dataset.arg()
             );
             let cfg = compile::QuantConfig { rounding_bits: rounding_bits.0, ..Default::default() };
             let bytes = compile::compile(&net, mean, std, cfg, &train.images, None, &name, &desc, &train.names, &|s| eprintln!("{s}"))?;
@@ -719,7 +709,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 eprintln!("restarting QAT from the float weights; the previous attempt is kept as *.qat-attempt-{k}.*");
             }
             let t = train::train(&cfg, &train_set, &test, &run_dir, resume || restart_qat, &device)?;
-            compile_run(&cfg, &t, &train_set, &test, limit, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
+            compile_run::finished(&cfg, &t, &train_set, &test, limit, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
         }
         Command::Compile {
             run_dir,
@@ -746,7 +736,7 @@ fn run(cli: Cli) -> Result<(), String> {
             test.truncate(eval_images);
             let rounding = rounding_bits.map_or(Some(6), |r| r.0);
             let out = out.unwrap_or_else(|| run_dir.join("post-training.cifhe"));
-            compile_post_training(&cfg, &net, &log, &train_set, &test, rounding, &run_dir, &out)?;
+            compile_run::post_training(&cfg, &net, &log, &train_set, &test, rounding, &run_dir, &out)?;
         }
         Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out, backend, .. } => {
             let device = backend.device()?;
@@ -755,11 +745,11 @@ fn run(cli: Cli) -> Result<(), String> {
             let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
             test.truncate(eval_images);
             let rounding = rounding_bits.map_or(Some(cfg.qat_rounding_bits.map_or(6, |b| b as u8)), |r| r.0);
-            compile_run(&cfg, &t, &train_set, &test, limit, rounding, &run_dir, out.as_deref(), &device)?;
+            compile_run::finished(&cfg, &t, &train_set, &test, limit, rounding, &run_dir, out.as_deref(), &device)?;
         }
         Command::Report { model, data, run_dir, out } => {
-            let bytes = read_model(&model)?;
-            let m = open_model(&model, &bytes)?;
+            let bytes = model_file::read(&model)?;
+            let m = model_file::open(&model, &bytes)?;
             let ds = cifar::test_set_for(&m, &data, None)?;
             let log = match &run_dir {
                 Some(d) => Some(std::fs::read_to_string(d.join("log.tsv")).map_err(|e| format!("{}: {e}", d.join("log.tsv").display()))?),
@@ -802,12 +792,12 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("classifier dropped; new Linear(512, {classes}). Train with: train --arch vgg11 --imagenet-weights {} --head-epochs 2", weights.display());
         }
         Command::Inspect { model } => {
-            let bytes = read_model(&model)?;
-            let m = open_model(&model, &bytes)?;
-            print!("{}", inspect(&m, bytes.len()));
+            let bytes = model_file::read(&model)?;
+            let m = model_file::open(&model, &bytes)?;
+            print!("{}", inspect::text(&m, bytes.len()));
         }
         Command::BenchFhe { models, sets, lookups, p_error, write } => {
-            let md = bench_fhe(&models, &sets, lookups, p_error)?;
+            let md = bench_fhe::markdown(&models, &sets, lookups, p_error)?;
             print!("{md}");
             write_section(write, "fhe-costs", &md)?;
         }
@@ -842,8 +832,8 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Bench { model, data, images, write } => {
             let path = model.unwrap_or_else(paths::default_model);
-            let bytes = read_model(&path)?;
-            let m = open_model(&path, &bytes)?;
+            let bytes = model_file::read(&path)?;
+            let m = model_file::open(&path, &bytes)?;
             let ds = cifar::test_set_for(&m, &data.unwrap_or_else(paths::default_data), Some(images))?;
             let (rows, peak) = bench::run_all(&m, &ds.images, &|s| eprintln!("benchmarking: {s}"))?;
             let command = format!("cargo run --release -p train-host -- bench --images {images}");
@@ -857,292 +847,13 @@ fn run(cli: Cli) -> Result<(), String> {
 
 /// The training set (its first `limit` images) and the test set.
 fn load_train_and_test(data: &Path, dataset: Kind, limit: Option<usize>) -> Result<(cifar::Dataset, cifar::Dataset), String> {
-    eprintln!("loading {dataset:?}…");
+    eprintln!("loading {dataset}…");
     let mut train_set = cifar::load(data, dataset, Split::Train).map_err(|e| e.to_string())?;
     if let Some(n) = limit {
         train_set.truncate(n);
     }
     let test = cifar::load(data, dataset, Split::Test).map_err(|e| e.to_string())?;
     Ok((train_set, test))
-}
-
-/// Compiles a trained network with `rounding_bits` as the model's default (calibrating on the
-/// first training images), writes `model.cifhe` into the run folder (and `out`), and prints the
-/// training report. The model's description says how the run was made.
-#[allow(clippy::too_many_arguments)]
-fn compile_run(
-    cfg: &train::TrainConfig,
-    t: &train::Trained,
-    train_set: &cifar::Dataset,
-    test: &cifar::Dataset,
-    limit: Option<usize>,
-    rounding_bits: Option<u8>,
-    run_dir: &Path,
-    out: Option<&Path>,
-    device: &Device,
-) -> Result<(), String> {
-    let train::TrainConfig {
-        arch,
-        width,
-        float_epochs,
-        qat_epochs,
-        head_epochs,
-        batch,
-        lr,
-        qat_lr,
-        seed,
-        batch_norm,
-        weight_bits,
-        act_bits,
-        per_channel_weights,
-        rotation_degrees,
-        ..
-    } = cfg;
-    let ds_name = format!("{:?}", train_set.kind).to_lowercase();
-    let name = format!("{arch}-{ds_name}");
-    let desc = format!(
-        "{arch} (width {width}) trained on {} {ds_name} training images: {float_epochs} float + {qat_epochs} QAT epochs, \
-         {} weights (one scale per {}), {} activations, {:.2} CPU-hours on {} threads; by `train-host \
-         train --arch {arch} --width {width} --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} \
-         --lr {lr} --qat-lr {qat_lr} --weight-bits {weight_bits} --act-bits {act_bits} --qat-rounding-bits {} --rounding-bits {} \
-         --seed {seed}{}{}{}{}{}`.",
-        train_set.len(),
-        weight_bits.describe(),
-        scale_granularity(*per_channel_weights),
-        act_bits.describe(),
-        t.seconds * rayon::current_num_threads() as f64 / 3600.0,
-        rayon::current_num_threads(),
-        cfg.qat_rounding_bits.map_or("none".into(), |b| b.to_string()),
-        rounding_bits.map_or("none".into(), |b| b.to_string()),
-        limit.map_or(String::new(), |n| format!(" --limit {n}")),
-        if *batch_norm { " --batch-norm" } else { "" },
-        if *per_channel_weights { " --per-channel-weights" } else { "" },
-        if *head_epochs > 0 { format!(" --head-epochs {head_epochs}") } else { String::new() },
-        if *rotation_degrees > 0.0 { format!(" --rotate {rotation_degrees}") } else { String::new() },
-    );
-    let qcfg = cfg.compile_quant(rounding_bits);
-    let calib = train::calibration_images(train_set);
-    let bytes = compile::compile(&t.net, cfg.mean, cfg.std, qcfg, calib, Some(&t.scales), &name, &desc, &train_set.names, &|s| eprintln!("{s}"))?;
-    let path = run_dir.join("model.cifhe");
-    std::fs::write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    if let Some(o) = out {
-        std::fs::write(o, &bytes).map_err(|e| format!("cannot write {}: {e}", o.display()))?;
-    }
-    let m = open_model(&path, &bytes)?;
-    print!("{}", train_report(&m, t, cfg, test, device)?);
-    println!("wrote {}", out.unwrap_or(&path).display());
-    Ok(())
-}
-
-/// Compiles `net`, the latest weights of the run in `run_dir` (trained as `log` says), without
-/// QAT into `out`, and prints the circuit's accuracy exact, rounded, and in FHE simulation beside
-/// the network's last logged accuracy.
-#[allow(clippy::too_many_arguments)]
-fn compile_post_training(
-    cfg: &train::TrainConfig,
-    net: &FloatNet,
-    log: &[train::EpochLog],
-    train_set: &cifar::Dataset,
-    test: &cifar::Dataset,
-    rounding_bits: Option<u8>,
-    run_dir: &Path,
-    out: &Path,
-) -> Result<(), String> {
-    let ds_name = format!("{:?}", train_set.kind).to_lowercase();
-    let weights =
-        format!("{} --weight-bits {} --act-bits {}", if cfg.per_channel_weights { " --per-channel-weights" } else { "" }, cfg.weight_bits, cfg.act_bits);
-    let desc = format!(
-        "{} (width {}) after {} epochs of training, quantized after training (no QAT): {} weights, {} \
-         activations; by `train-host compile --post-training{weights} --run-dir {} --rounding-bits {}`.",
-        cfg.arch,
-        cfg.width,
-        log.len(),
-        cfg.weight_bits.describe(),
-        cfg.act_bits.describe(),
-        run_dir.display(),
-        rounding_bits.map_or("none".into(), |b| b.to_string()),
-    );
-    let calib = train::calibration_images(train_set);
-    let name = format!("{}-{ds_name}-post-training", cfg.arch);
-    let qcfg = cfg.compile_quant(rounding_bits);
-    let bytes = compile::compile(net, cfg.mean, cfg.std, qcfg, calib, None, &name, &desc, &train_set.names, &|s| eprintln!("{s}"))?;
-    std::fs::write(out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    let m = open_model(out, &bytes)?;
-    let circuit = CircuitAccuracy::measure(&m, test)?;
-    println!(
-        "\npost-training quantization, {} weights with one scale per {}, {} activations, on {} test images:",
-        cfg.weight_bits.describe(),
-        scale_granularity(cfg.per_channel_weights),
-        cfg.act_bits.describe(),
-        test.len()
-    );
-    if let Some(e) = log.last() {
-        print!("{}", report_line(&format!("network after {} epoch {} (log)", e.phase, e.epoch), e.eval_accuracy));
-    }
-    print!("{}", circuit.lines(m.rounding_bits()));
-    println!("wrote {}", out.display());
-    Ok(())
-}
-
-/// What one weight scale covers, in words.
-fn scale_granularity(per_channel_weights: bool) -> &'static str {
-    if per_channel_weights {
-        "output channel"
-    } else {
-        "tensor"
-    }
-}
-
-/// A compiled model's accuracy on the test set: exact, rounded to its default bits without
-/// noise, and in FHE simulation (rounded, PBS noise at the default p_error).
-struct CircuitAccuracy {
-    exact: eval::Report,
-    rounded: eval::Report,
-    simulated: eval::Report,
-}
-
-impl CircuitAccuracy {
-    fn measure(m: &Model<'_>, test: &cifar::Dataset) -> Result<CircuitAccuracy, String> {
-        let rounded = RunConfig { noise: NoiseModel::NONE.into(), ..RunConfig::new(m) };
-        Ok(CircuitAccuracy {
-            exact: eval::evaluate(m, test, RunConfig { rounding_bits: None, ..rounded }, false)?,
-            rounded: eval::evaluate(m, test, rounded, false)?,
-            simulated: eval::evaluate(m, test, RunConfig::new(m), false)?,
-        })
-    }
-
-    /// The three report lines, the rounding being `bits`.
-    fn lines(&self, bits: Option<u8>) -> String {
-        let r = rounding_words(bits);
-        report_line("integer circuit, no rounding", self.exact.accuracy)
-            + &report_line(&format!("integer circuit, {r}"), self.rounded.accuracy)
-            + &report_line(&format!("FHE simulation, {r}, p_error 2^-40"), self.simulated.accuracy)
-    }
-}
-
-/// `6-bit rounding`, or `no rounding`.
-fn rounding_words(bits: Option<u8>) -> String {
-    bits.map_or("no rounding".into(), |b| format!("{b}-bit rounding"))
-}
-
-/// One line of an accuracy report: what was measured, then the accuracy in a column.
-fn report_line(what: &str, accuracy: f64) -> String {
-    format!("  {what:<50}{:>7.2}%\n", 100.0 * accuracy)
-}
-
-/// Float, QAT and integer-circuit accuracy of a finished run, and how often the circuit's class
-/// equals the QAT network's: with exact arithmetic (no rounding, no noise), and with both rounding
-/// to the model's bits (the network told the circuit's accumulator widths).
-fn train_report(m: &Model<'_>, t: &train::Trained, cfg: &train::TrainConfig, test: &cifar::Dataset, device: &Device) -> Result<String, String> {
-    use std::fmt::Write;
-    let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
-    let net = train_host::net::Net::from_float(&t.net, device).set_scales(&t.scales, device);
-    let quant = cfg.quant();
-    let bits = m.rounding_bits();
-    let agreement = |a: &[u16], b: &[u16]| {
-        let agree = a.iter().zip(b).filter(|(a, b)| a == b).count();
-        format!("{:.2}% of images ({agree}/{})", 100.0 * agree as f64 / test.len().max(1) as f64, test.len())
-    };
-    let (qat_acc, qat_pred) = train::accuracy(&net, &arch, test, cfg, Some(&quant));
-    let rounding = bits.map(|bits| train_host::net::Rounding::of_model(m, bits.into()));
-    let (qat_rounded_acc, qat_rounded_pred) = train::accuracy(&net, &arch, test, cfg, Some(&quant.with_rounding(rounding)));
-    let circuit = CircuitAccuracy::measure(m, test)?;
-    let float_acc = t.log.iter().rfind(|e| e.phase == "float").map_or(f64::NAN, |e| e.eval_accuracy);
-    let mut s = String::new();
-    let _ = writeln!(s, "\naccuracy on {} test images:", test.len());
-    s += &report_line("float (last float epoch)", float_acc);
-    s += &report_line("QAT, fake-quant", qat_acc);
-    s += &report_line(&format!("QAT, fake-quant, {}", rounding_words(bits)), qat_rounded_acc);
-    s += &circuit.lines(bits);
-    let _ = writeln!(s, "  circuit = QAT argmax, no rounding: {}", agreement(&circuit.exact.predictions, &qat_pred));
-    let _ = writeln!(s, "  circuit = QAT argmax, {}: {}", rounding_words(bits), agreement(&circuit.rounded.predictions, &qat_rounded_pred));
-    let _ = writeln!(s, "  training: {:.2} hours wall-clock", t.seconds / 3600.0);
-    Ok(s)
-}
-
-/// The `bench-fhe` markdown: measured set costs, then each model's bootstraps times its set's cost.
-fn bench_fhe(models: &[PathBuf], sets: &[ParamSet], lookups: usize, p_error: f64) -> Result<String, String> {
-    use std::fmt::Write;
-    let mut costs = Vec::new();
-    for &p in sets {
-        eprintln!("measuring {p} on {lookups} bootstraps");
-        costs.push((p, train_host::fhe::measure_set(p, lookups)?));
-    }
-    let threads = rayon::current_num_threads();
-    let mut s = String::new();
-    let sets_arg = sets.iter().map(|p| p.name()).collect::<Vec<_>>().join(",");
-    let models_arg = models.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(",");
-    let _ = writeln!(
-        s,
-        "Measured on {} ({threads} threads) by `cargo run --release -p train-host -- bench-fhe --sets {sets_arg} --models {models_arg} --lookups {lookups}`.\n",
-        bench::cpu_name()
-    );
-    let _ = writeln!(s, "| parameter set | keygen (client + server key) | server key sent (seeded): standard / with fine | server key expanded (standard) | ms per lookup (KS + PBS), all threads: standard / fine |");
-    let _ = writeln!(s, "|---|---|---|---|---|");
-    for (_, c) in &costs {
-        let _ = writeln!(
-            s,
-            "| {} | {:.2} s | {:.1} / {:.1} MB | {:.1} MB | {:.2} / {:.2} |",
-            c.params,
-            c.keygen_seconds,
-            c.compressed_key_bytes as f64 / 1e6,
-            c.compressed_key_bytes_fine as f64 / 1e6,
-            c.expanded_key_bytes as f64 / 1e6,
-            1e3 * c.seconds_per_lookup,
-            1e3 * c.seconds_per_fine_lookup
-        );
-    }
-    let _ = writeln!(
-        s,
-        "\n| model | rounding | bootstraps per image: standard + fine | cheapest set with p_error ≤ {p_error:.0e} | lookups alone take (extrapolated) |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|");
-    for path in models {
-        let bytes = read_model(path)?;
-        let m = open_model(path, &bytes)?;
-        let (set, split, time) = match cifhe_core::fhe::Plan::cheapest(&m, m.rounding_bits(), p_error) {
-            Ok(plan) => {
-                let time = costs.iter().find(|(p, _)| *p == plan.params).map_or("set not measured".into(), |(_, c)| {
-                    let t = c.lookup_seconds(&plan, &m);
-                    if t > 3600.0 {
-                        format!("{:.1} h", t / 3600.0)
-                    } else if t > 120.0 {
-                        format!("{:.0} min", t / 60.0)
-                    } else {
-                        format!("{t:.1} s")
-                    }
-                });
-                let split = format!("{} + {}", plan.bootstraps_of(&m, Bootstrap::Standard), plan.bootstraps_of(&m, Bootstrap::Fine));
-                (plan.params.to_string(), split, time)
-            }
-            Err(e) => (format!("none: {e}"), "–".into(), "–".into()),
-        };
-        let _ = writeln!(s, "| `{}` | {} | {split} | {set} | {time} |", m.file().name, rounding_words(m.rounding_bits()));
-    }
-    Ok(s)
-}
-
-fn inspect(m: &Model<'_>, size: usize) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let f = m.file();
-    let _ = writeln!(s, "model {} ({} bytes), {} classes, {} by default", f.name, size, m.classes(), rounding_words(f.rounding_bits));
-    let _ = writeln!(s, "{}\n", f.description);
-    let _ =
-        writeln!(s, "{:>3} {:<9} {:>14} {:>14} {:>10} {:>26} {:>9} {:>22}", "#", "stage", "output", "MACs", "PBS", "worst-case acc", "acc bits", "calibrated");
-    let (mut macs, mut pbs) = (0, 0);
-    for (i, r) in analyze(m).iter().enumerate() {
-        let o = r.output;
-        let bound = r.bound.map_or(String::new(), |((lo, hi), b)| format!("[{lo}, {hi}] {b} bits"));
-        let acc = r.acc_bits.map_or(String::new(), |b| b.to_string());
-        let cal = r.calibrated.map_or(String::new(), |((lo, hi), b)| format!("[{lo}, {hi}] {b} bits"));
-        let _ = writeln!(s, "{i:>3} {:<9} {:>14} {:>14} {:>10} {bound:>26} {acc:>9} {cal:>22}", r.kind, format!("{}x{}x{}", o.h, o.w, o.c), r.macs, r.pbs);
-        macs += r.macs;
-        pbs += r.pbs;
-    }
-    let _ =
-        writeln!(s, "\ntotal: {:.3} G multiply-accumulates, {pbs} lookups (PBS) per image; scratch {} KiB", macs as f64 / 1e9, m.scratch_words() * 8 / 1024);
-    s
 }
 
 fn main() -> ExitCode {

@@ -74,7 +74,7 @@ pub fn measure(model: &Model<'_>, data: &Dataset, log: Option<&str>, progress: &
 pub fn markdown(model: &Model<'_>, data: &Dataset, rows: &[Row], plots: &[(&str, String)]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Report: `{}`\n\n{}\n", model.file().name, model.file().description);
-    let _ = writeln!(s, "Accuracy on {} {:?} test images.\n", data.len(), data.kind);
+    let _ = writeln!(s, "Accuracy on {} {} test images.\n", data.len(), data.kind);
     let _ = writeln!(s, "| runtime | top-1 accuracy |\n|---|---|");
     for r in rows {
         let _ = writeln!(s, "| {} | {:.2}% |", r.runtime, 100.0 * r.accuracy);
@@ -152,4 +152,9 @@ pub fn training_svg(log: &str, title: &str) -> Option<String> {
         }
         .svg(),
     )
+}
+
+/// `6-bit rounding`, or `no rounding`.
+pub fn rounding_words(bits: Option<u8>) -> String {
+    bits.map_or("no rounding".into(), |b| format!("{b}-bit rounding"))
 }

@@ -109,9 +109,8 @@ fn bad_request(e: impl ToString) -> ApiError {
 fn prepare(cfg: ServeConfig) -> Result<App, String> {
     let (mut models, mut bootstraps) = (Vec::new(), 0);
     for path in std::iter::once(&cfg.model).chain(&cfg.accuracy_models) {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read model {}: {e}", path.display()))?;
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        let model = Model::from_bytes(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes: &'static [u8] = Box::leak(crate::model_file::read(path)?.into_boxed_slice());
+        let model = crate::model_file::open(path, bytes)?;
         let plan = Plan::for_model(&model, cfg.params).map_err(|e| format!("{} under {}: {e}", path.display(), cfg.params.name()))?;
         match models.first() {
             // The served model: its encrypted runs cost this many bootstraps.
