@@ -5,8 +5,13 @@ import init, { Classifier } from './pkg/cifhe_wasm.js';
 const $ = (id) => document.getElementById(id);
 const setState = (s) => { document.body.dataset.state = s; };
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+// A second worker runs the simulator's noise draws of each picked image, so that neither the page
+// nor an encrypted run (which holds the first worker) waits for them.
+const drawsWorker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 
-let classifier, info, modelBytes, current = null, simProbs = null, noisy = [];
+let classifier, info, modelBytes, current = null, simProbs = null;
+// The picked image's noise draws (a promise of their classes; see `noiseDraws`).
+let noisy = Promise.resolve([]);
 // Simulator runs per image, each with its own noise draw: which classes TFHE's noise can give.
 const NOISE_DRAWS = 100;
 // What the last encrypted run and the last accuracy measurement found, for people and for the
@@ -30,6 +35,7 @@ async function main() {
   classifier = new Classifier(model);
   modelBytes = model;
   worker.postMessage({ type: 'init', model, params: info.params });
+  drawsWorker.postMessage({ type: 'init', model, params: info.params });
   $('model').textContent = `Model ${info.model}: ${info.description} — TFHE parameters ${info.params}, `
     + `${info.bootstraps} bootstraps per image, server on ${info.threads} threads.`;
   showSamples(samples);
@@ -109,16 +115,30 @@ function setClass(el, k) {
   el.dataset.class = k === null ? '' : String(k);
 }
 
-// How often each class comes out of the simulator over NOISE_DRAWS noise draws (draw d reads
-// noise stream d of seed 0; draw 0 is the prediction shown), most frequent first: a borderline
-// image has several, and TFHE's answer may be any of them.
-function noisyClasses(planes) {
-  const images = new Uint8Array(planes.length * NOISE_DRAWS);
-  for (let d = 0; d < NOISE_DRAWS; d++) images.set(planes, d * planes.length);
-  const counts = new Map();
-  for (const k of classifier.classify_batch(images, 0n, info.params, 0n)) counts.set(k, (counts.get(k) ?? 0) + 1);
-  return [...counts].map(([k, draws]) => ({ class: k, draws })).sort((a, b) => b.draws - a.draws);
+// Noise draws asked of the draws worker, by request number, until it answers.
+const pendingDraws = new Map();
+let drawRequests = 0;
+
+// How often each class comes out of the simulator over NOISE_DRAWS noise draws of `planes`
+// (computed by the draws worker), most frequent first: a borderline image has several, and
+// TFHE's answer may be any of them.
+function noiseDraws(planes) {
+  const id = ++drawRequests;
+  drawsWorker.postMessage({ type: 'draws', id, planes, draws: NOISE_DRAWS });
+  return new Promise((resolve, reject) => pendingDraws.set(id, { resolve, reject }));
 }
+
+drawsWorker.onmessage = (e) => {
+  const m = e.data;
+  if (m.type === 'draws') {
+    pendingDraws.get(m.id)?.resolve(m.classes);
+    pendingDraws.delete(m.id);
+  } else if (m.type === 'error') {
+    // The worker's message queue answers requests in order: the oldest pending one failed.
+    const [id, p] = pendingDraws.entries().next().value ?? [];
+    if (p) { pendingDraws.delete(id); p.reject(new Error(m.message)); }
+  }
+};
 
 // A new image: show it, and the simulator's prediction under the TFHE noise model (seed 0).
 function select(planes, label) {
@@ -128,9 +148,16 @@ function select(planes, label) {
   const probs = classifier.simulate(planes, info.params, 0n);
   simProbs = Array.from(probs);
   setClass($('sim-class'), showTop($('sim-top'), probs));
-  noisy = noisyClasses(planes);
-  $('sim-noise').textContent = `Over ${NOISE_DRAWS} noise draws: ` +
-    noisy.map((c) => `${info.labels[c.class]} ${Math.round((100 * c.draws) / NOISE_DRAWS)}%`).join(', ') + '.';
+  const draws = noiseDraws(planes);
+  noisy = draws.catch(() => []);
+  $('sim-noise').textContent = `Running the simulator over ${NOISE_DRAWS} noise draws…`;
+  draws.then((classes) => {
+    if (current !== planes) return; // another image was picked meanwhile
+    $('sim-noise').textContent = `Over ${NOISE_DRAWS} noise draws: ` +
+      classes.map((c) => `${info.labels[c.class]} ${Math.round((100 * c.draws) / NOISE_DRAWS)}%`).join(', ') + '.';
+  }, (err) => {
+    if (current === planes) $('sim-noise').textContent = `The noise draws failed: ${err.message ?? err}`;
+  });
   setClass($('fhe-class'), null);
   $('fhe-top').replaceChildren();
   $('agree').textContent = '';
@@ -272,7 +299,7 @@ function showAccuracy(name, results, seconds, threads) {
 
 const size = (b) => (b >= 1e6 ? `${(b / 1e6).toFixed(1)} MB` : `${(b / 1e3).toFixed(1)} kB`);
 
-worker.onmessage = (e) => {
+worker.onmessage = async (e) => {
   const m = e.data;
   if (m.type === 'step') {
     const tr = document.querySelector(`#steps tr[data-step="${m.step}"]`);
@@ -292,14 +319,15 @@ worker.onmessage = (e) => {
     const k = showTop($('fhe-top'), m.probs);
     setClass($('fhe-class'), k);
     const same = String(k) === $('sim-class').dataset.class;
-    const share = noisy.find((c) => c.class === k);
+    const draws = await noisy;
+    const share = draws.find((c) => c.class === k);
     $('agree').textContent = same
       ? '(same as the simulator)'
       : share
         ? `(differs from the simulator's draw; ${info.labels[k]} comes out of ${share.draws} of its ${NOISE_DRAWS} noise draws: a borderline image)`
         : `(differs from the simulator, which never gave ${info.labels[k]} in ${NOISE_DRAWS} noise draws: unexpected)`;
     $('progress-text').textContent = `done in ${m.seconds.toFixed(1)} s end to end (key ${m.keyId}, parameters ${m.params})`;
-    window.cifhe.result = { fheClass: k, simClass: +$('sim-class').dataset.class, seconds: m.seconds, fheProbs: m.probs, simProbs, noisy };
+    window.cifhe.result = { fheClass: k, simClass: +$('sim-class').dataset.class, seconds: m.seconds, fheProbs: m.probs, simProbs, noisy: draws };
     $('run').disabled = false;
     setState('done');
   } else if (m.type === 'error') {

@@ -31,12 +31,24 @@ async function handle(m) {
       post({ type: 'ready' });
     } else if (m.type === 'classify') {
       await classify(m.planes);
+    } else if (m.type === 'draws') {
+      post({ type: 'draws', id: m.id, classes: noiseDraws(m.planes, m.draws) });
     } else if (m.type === 'accuracy') {
       await measureAccuracy(m.offset, m.limit).catch((err) => post({ type: 'accuracy-error', message: String(err?.message ?? err) }));
     }
   } catch (err) {
     post({ type: 'error', message: String(err?.message ?? err) });
   }
+}
+
+// How often each class comes out of the simulator over `draws` runs on `planes`, draw d reading
+// noise stream d of seed 0 (draw 0 is the prediction the page shows), most frequent first.
+function noiseDraws(planes, draws) {
+  const images = new Uint8Array(planes.length * draws);
+  for (let d = 0; d < draws; d++) images.set(planes, d * planes.length);
+  const counts = new Map();
+  for (const k of classifier.classify_batch(images, 0n, params, 0n)) counts.set(k, (counts.get(k) ?? 0) + 1);
+  return [...counts].map(([k, n]) => ({ class: k, draws: n })).sort((a, b) => b.draws - a.draws);
 }
 
 async function classify(planes) {

@@ -227,6 +227,8 @@ fn page_classifies_an_encrypted_image_like_its_simulator() {
     let noisy = report["result"]["noisy"].as_array().expect("the page's noisy classes");
     assert_eq!(noisy.iter().map(|c| c["draws"].as_u64().unwrap()).sum::<u64>(), 100, "{noisy:?}");
     assert!(noisy.iter().any(|c| c["class"] == json!(expected)), "class {expected} not among the page's noise draws: {noisy:?}");
+    let shown = browser.eval("return document.getElementById('sim-noise').textContent");
+    assert!(shown.as_str().is_some_and(|t| t.starts_with("Over 100 noise draws: ")), "the page shows no noise draws: {shown}");
     // What was sent: the compressed server key and an encrypted image; both bounded.
     let key_bytes = report["steps"]["server_key"]["bytes"].as_u64().unwrap();
     let image_bytes = report["steps"]["encrypt"]["bytes"].as_u64().unwrap();
