@@ -3,7 +3,7 @@
 //! network's (the check that compiling kept what training learned).
 use crate::arch::{Arch, FloatNet};
 use crate::report::rounding_words;
-use crate::{cifar, compile, eval, model_file, train};
+use crate::{cifar, compile, eval, model_file, run_folder, train};
 use burn::tensor::Device;
 use cifhe_core::{Model, NoiseModel, RunConfig};
 use std::fmt::Write;
@@ -15,7 +15,7 @@ use std::path::Path;
 #[allow(clippy::too_many_arguments)]
 pub fn finished(
     cfg: &train::TrainConfig,
-    t: &train::Trained,
+    t: &run_folder::Trained,
     train_set: &cifar::Dataset,
     test: &cifar::Dataset,
     limit: Option<usize>,
@@ -84,7 +84,7 @@ pub fn finished(
 pub fn post_training(
     cfg: &train::TrainConfig,
     net: &FloatNet,
-    log: &[train::EpochLog],
+    log: &[run_folder::EpochLog],
     train_set: &cifar::Dataset,
     test: &cifar::Dataset,
     rounding_bits: Option<u8>,
@@ -171,7 +171,7 @@ fn report_line(what: &str, accuracy: f64) -> String {
 /// Float, QAT and integer-circuit accuracy of a finished run, and how often the circuit's class
 /// equals the QAT network's: with exact arithmetic (no rounding, no noise), and with both rounding
 /// to the model's bits (the network told the circuit's accumulator widths).
-fn train_report(m: &Model<'_>, t: &train::Trained, cfg: &train::TrainConfig, test: &cifar::Dataset, device: &Device) -> Result<String, String> {
+fn train_report(m: &Model<'_>, t: &run_folder::Trained, cfg: &train::TrainConfig, test: &cifar::Dataset, device: &Device) -> Result<String, String> {
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
     let net = crate::net::Net::from_float(&t.net, device).set_scales(&t.scales, device);
     let quant = cfg.quant();

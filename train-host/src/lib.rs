@@ -19,6 +19,7 @@ pub mod net;
 pub mod paths;
 pub mod plot;
 pub mod report;
+pub mod run_folder;
 pub mod serve;
 pub mod train;
 pub mod widths;

@@ -8,7 +8,7 @@ use train_host::arch::{Arch, FloatNet};
 use train_host::backend::Backend;
 use train_host::cifar::{self, Kind, Split};
 use train_host::widths::Widths;
-use train_host::{bench, bench_fhe, compile, compile_run, eval, inspect, model_file, paths, report, train};
+use train_host::{bench, bench_fhe, compile, compile_run, eval, inspect, model_file, paths, report, run_folder, train};
 
 #[derive(Parser)]
 #[command(name = "train-host", version, about = "cifhe: encrypted CIFAR classification — host tool")]
@@ -705,7 +705,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
             test.truncate(eval_images);
             if restart_qat {
-                let k = train::restart_qat(&run_dir, &cfg)?;
+                let k = run_folder::restart_qat(&run_dir, &cfg)?;
                 eprintln!("restarting QAT from the float weights; the previous attempt is kept as *.qat-attempt-{k}.*");
             }
             let t = train::train(&cfg, &train_set, &test, &run_dir, resume || restart_qat, &device)?;
@@ -724,7 +724,7 @@ fn run(cli: Cli) -> Result<(), String> {
             weight_bits,
             act_bits,
         } => {
-            let (cfg, net, log) = train::latest(&run_dir, &backend.device()?)?;
+            let (cfg, net, log) = run_folder::latest(&run_dir, &backend.device()?)?;
             let cfg = train::TrainConfig {
                 per_channel_weights: per_channel_weights || cfg.per_channel_weights,
                 weight_bits: weight_bits.unwrap_or(cfg.weight_bits),
@@ -740,7 +740,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out, backend, .. } => {
             let device = backend.device()?;
-            let (cfg, t) = train::finished(&run_dir)?;
+            let (cfg, t) = run_folder::finished(&run_dir)?;
             let dataset = Kind::for_classes(cfg.classes).ok_or_else(|| format!("the run has {} classes: not a CIFAR run", cfg.classes))?;
             let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
             test.truncate(eval_images);

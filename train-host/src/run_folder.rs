@@ -1,0 +1,312 @@
+//! A training run's folder: `checkpoint.bin` (weights, learned scales, position, log; written
+//! atomically after every epoch, and readable by every later version of the tool), `float.bin`
+//! (the checkpoint as the float phase ended, for another QAT), `log.tsv` (one line per epoch) and,
+//! at the end, `model.cifhe`; and what can be done with a run as a whole: check that it may
+//! resume with given settings, restart its QAT, take its finished or latest network.
+use crate::arch::{Arch, FloatNet, Params};
+use crate::net::{self, Net};
+use crate::train::TrainConfig;
+use crate::widths::{signed_era_acts, Widths};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One line of the log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochLog {
+    /// `head` (classifier only), `float` or `qat`.
+    pub phase: String,
+    /// Epoch within the phase, from 1.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub loss: f64,
+    /// Training accuracy (augmented images, running model).
+    pub train_accuracy: f64,
+    /// Accuracy on the held-out evaluation images.
+    pub eval_accuracy: f64,
+    /// Wall-clock seconds of the epoch.
+    pub seconds: f64,
+    /// Training images per second.
+    pub images_per_second: f64,
+}
+
+/// What `checkpoint.bin` holds first (the settings added later follow it: [`LaterSettings`]).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Checkpoint {
+    pub(crate) config: TrainConfig,
+    /// Epochs completed (float epochs, then QAT epochs).
+    pub(crate) done: usize,
+    pub(crate) params: Vec<Option<(Vec<f32>, Vec<f32>)>>,
+    pub(crate) scales: Vec<f32>,
+    /// Batch normalisations, while training in float with them.
+    pub(crate) norms: Vec<net::NormState>,
+    pub(crate) log: Vec<EpochLog>,
+}
+
+/// Settings added to [`TrainConfig`] after the first checkpoints were written. Postcard is not
+/// self-describing, so they follow the checkpoint in the file: older files end before them and
+/// mean the defaults, which were the only behaviour then. (A later addition appends the same way.)
+#[derive(Serialize, Deserialize, Default)]
+struct LaterSettings {
+    per_channel_weights: bool,
+    head_epochs: usize,
+}
+
+/// The settings added after [`LaterSettings`], appended after it. Its presence also marks
+/// unsigned codes at never-negative sites: older checkpoints spent a sign bit on every
+/// activation code, and [`load`] converts their widths to what they meant.
+#[derive(Serialize, Deserialize, Default)]
+struct LaterSettings2 {
+    /// The full lists of bit widths, of which the checkpoint proper holds only the first entries.
+    weight_bits: Vec<u32>,
+    act_bits: Vec<u32>,
+    rotation_degrees: f32,
+}
+
+/// The result of a finished run.
+#[derive(Debug)]
+pub struct Trained {
+    /// The float network (weights after QAT).
+    pub net: FloatNet,
+    /// Learned scales of the lookup sites.
+    pub scales: Vec<f32>,
+    /// The per-epoch log.
+    pub log: Vec<EpochLog>,
+    /// Total training seconds (all sessions of the run).
+    pub seconds: f64,
+}
+
+pub(crate) fn checkpoint_path(run: &Path) -> PathBuf {
+    run.join("checkpoint.bin")
+}
+
+pub(crate) fn save(run: &Path, ck: &Checkpoint) -> Result<(), String> {
+    let c = &ck.config;
+    let later = LaterSettings { per_channel_weights: c.per_channel_weights, head_epochs: c.head_epochs };
+    let later2 =
+        LaterSettings2 { weight_bits: c.weight_bits.as_slice().to_vec(), act_bits: c.act_bits.as_slice().to_vec(), rotation_degrees: c.rotation_degrees };
+    let mut bytes = postcard::to_stdvec(ck).map_err(|e| e.to_string())?;
+    bytes.extend(postcard::to_stdvec(&later).map_err(|e| e.to_string())?);
+    bytes.extend(postcard::to_stdvec(&later2).map_err(|e| e.to_string())?);
+    let tmp = run.join("checkpoint.bin.tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, checkpoint_path(run)).map_err(|e| format!("saving checkpoint: {e}"))
+}
+
+pub(crate) fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
+    let path = checkpoint_path(run);
+    if path.exists() {
+        read_checkpoint(&path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// The checkpoint in the file `path`.
+fn read_checkpoint(path: &Path) -> Result<Checkpoint, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let invalid = |e: postcard::Error| format!("{} is not a cifhe checkpoint: {e}", path.display());
+    let (mut ck, rest) = postcard::take_from_bytes::<Checkpoint>(&bytes).map_err(invalid)?;
+    // Each later addition follows the one before; a file ends where its version stopped, and
+    // what it lacks takes the defaults.
+    fn then<'a, T: Default + Deserialize<'a>>(rest: &'a [u8]) -> Result<(T, &'a [u8]), postcard::Error> {
+        if rest.is_empty() {
+            Ok((T::default(), rest))
+        } else {
+            postcard::take_from_bytes(rest)
+        }
+    }
+    let (later, rest) = then::<LaterSettings>(rest).map_err(invalid)?;
+    // Files that end before the second additions predate unsigned codes.
+    let signed_era = rest.is_empty();
+    let (later2, _) = then::<LaterSettings2>(rest).map_err(invalid)?;
+    let c = &mut ck.config;
+    c.per_channel_weights = later.per_channel_weights;
+    c.head_epochs = later.head_epochs;
+    c.rotation_degrees = later2.rotation_degrees;
+    // Without the lists, the widths read in place stand (uniform).
+    for (widths, list) in [(&mut c.weight_bits, later2.weight_bits), (&mut c.act_bits, later2.act_bits)] {
+        if !list.is_empty() {
+            *widths = Widths::from_list(list);
+        }
+    }
+    if signed_era {
+        let arch = Arch::by_name(&c.arch, c.classes, c.width)?;
+        c.act_bits = signed_era_acts(&arch, c.act_bits.at(0));
+    }
+    Ok(ck)
+}
+
+/// The copy of the checkpoint made when the float phase ended.
+fn float_checkpoint_path(run: &Path) -> PathBuf {
+    run.join("float.bin")
+}
+
+/// Keeps the checkpoint just saved at the end of the float phase as `float.bin`, so that the
+/// float weights stay available for another QAT ([`restart_qat`]).
+pub(crate) fn keep_float_weights(run: &Path) -> Result<(), String> {
+    let float = float_checkpoint_path(run);
+    std::fs::copy(checkpoint_path(run), &float).map(drop).map_err(|e| format!("writing {}: {e}", float.display()))
+}
+
+/// Sets the run in `run` back to the end of its float phase, so that resuming as `cfg` trains QAT
+/// again (with other QAT settings, say). Nothing is lost: the previous attempt's checkpoint, log
+/// and model are kept as `checkpoint.qat-attempt-K.bin`, `log.qat-attempt-K.tsv` and
+/// `model.qat-attempt-K.cifhe`. Returns K.
+pub fn restart_qat(run: &Path, cfg: &TrainConfig) -> Result<usize, String> {
+    let float = float_checkpoint_path(run);
+    if !float.exists() {
+        return Err(format!(
+            "{} has no float.bin (float weights are kept from the end of the float phase on, since 2026-11-30): QAT cannot restart",
+            run.display()
+        ));
+    }
+    let ck = read_checkpoint(&float)?;
+    if !resumable(&ck.config, cfg, ck.done) {
+        return Err(format!("{} was trained with other float settings ({:?}): QAT cannot restart with these", float.display(), ck.config));
+    }
+    let k = (1..).find(|k| !run.join(format!("log.qat-attempt-{k}.tsv")).exists()).expect("a free attempt number");
+    for (name, ext) in [("checkpoint", "bin"), ("log", "tsv"), ("model", "cifhe")] {
+        let (from, to) = (run.join(format!("{name}.{ext}")), run.join(format!("{name}.qat-attempt-{k}.{ext}")));
+        if from.exists() {
+            std::fs::rename(&from, &to).map_err(|e| format!("keeping {} as {}: {e}", from.display(), to.display()))?;
+        }
+    }
+    std::fs::copy(&float, checkpoint_path(run)).map_err(|e| format!("restoring {}: {e}", float.display()))?;
+    for e in &ck.log {
+        append_log(run, e)?;
+    }
+    Ok(k)
+}
+
+/// The checkpoint of the run in `run`, which must exist.
+fn load_run(run: &Path) -> Result<Checkpoint, String> {
+    load(run)?.ok_or_else(|| format!("{} holds no training run (no checkpoint.bin)", run.display()))
+}
+
+/// The finished run in `run` (every float and QAT epoch done), as `train` returned it, and its
+/// settings: what `compile` recompiles without training again.
+pub fn finished(run: &Path) -> Result<(TrainConfig, Trained), String> {
+    let ck = load_run(run)?;
+    let cfg = ck.config;
+    let total = cfg.float_epochs + cfg.qat_epochs;
+    if ck.done < total || ck.scales.is_empty() {
+        return Err(format!(
+            "the run in {} is not finished ({} of {total} epochs{}): resume it with `train --resume` and the same settings",
+            run.display(),
+            ck.done,
+            if cfg.qat_epochs == 0 { ", and no QAT epoch planned" } else { "" }
+        ));
+    }
+    let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
+    let net = float_net(arch, ck.params);
+    let seconds = ck.log.iter().map(|e| e.seconds).sum();
+    Ok((cfg, Trained { net, scales: ck.scales, log: ck.log, seconds }))
+}
+
+/// The network of the run in `run` as its last checkpoint holds it, batch normalisation folded
+/// into the convolutions, with the run's settings and log: what post-training quantization
+/// compiles, finished run or not.
+pub fn latest(run: &Path, device: &Device) -> Result<(TrainConfig, FloatNet, Vec<EpochLog>), String> {
+    let ck = load_run(run)?;
+    let arch = Arch::by_name(&ck.config.arch, ck.config.classes, ck.config.width)?;
+    let float = float_net(arch.clone(), ck.params);
+    let net = if ck.norms.is_empty() {
+        float
+    } else {
+        Net::from_float(&float, device).with_norms(Some(&ck.norms), device).fold_norms(&arch, device).to_float(&arch, (3, 32, 32))
+    };
+    Ok((ck.config, net, ck.log))
+}
+
+/// The checkpointed parameters as a float network of `arch`.
+pub(crate) fn float_net(arch: Arch, params: Vec<Option<(Vec<f32>, Vec<f32>)>>) -> FloatNet {
+    let params = params.into_iter().map(|p| p.map(|(weight, bias)| Params { weight, bias })).collect();
+    FloatNet { arch, input: (3, 32, 32), params }
+}
+
+/// Whether a checkpoint made with `old` after `done` epochs can continue as `new`: the same
+/// settings, except that the QAT settings may change while no QAT epoch has run (so one float run
+/// can be fine-tuned several ways).
+pub(crate) fn resumable(old: &TrainConfig, new: &TrainConfig, done: usize) -> bool {
+    let old = &TrainConfig { bf16: new.bf16, ..old.clone() };
+    let float_part = |c: &TrainConfig| TrainConfig {
+        qat_epochs: 0,
+        qat_lr: 0.0,
+        qat_rounding_bits: None,
+        weight_bits: Widths::uniform(0),
+        act_bits: Widths::uniform(0),
+        per_channel_weights: false,
+        ..c.clone()
+    };
+    old == new || (done <= old.float_epochs && float_part(old) == float_part(new))
+}
+
+pub(crate) fn append_log(run: &Path, e: &EpochLog) -> Result<(), String> {
+    use std::io::Write;
+    let path = run.join("log.tsv");
+    let new = !path.exists();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+    if new {
+        writeln!(f, "phase\tepoch\tloss\ttrain_accuracy\teval_accuracy\tseconds\timages_per_second").map_err(|e| e.to_string())?;
+    }
+    writeln!(f, "{}\t{}\t{:.5}\t{:.4}\t{:.4}\t{:.1}\t{:.2}", e.phase, e.epoch, e.loss, e.train_accuracy, e.eval_accuracy, e.seconds, e.images_per_second)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cifar::Kind;
+
+    fn config() -> TrainConfig {
+        TrainConfig { float_epochs: 4, qat_epochs: 0, qat_rounding_bits: None, ..TrainConfig::recipe(Kind::Cifar10) }
+    }
+
+    #[test]
+    fn only_qat_settings_may_change_and_only_before_qat() {
+        let old = config();
+        let qat = TrainConfig {
+            qat_epochs: 2,
+            qat_lr: 1e-4,
+            qat_rounding_bits: Some(5),
+            weight_bits: Widths::uniform(4),
+            act_bits: "8,6,6,6,6,6,6".parse().unwrap(),
+            per_channel_weights: true,
+            ..old.clone()
+        };
+        assert!(resumable(&old, &old, 4));
+        assert!(resumable(&old, &qat, 4), "a finished float run takes new QAT settings");
+        assert!(!resumable(&qat, &old, 5), "not once QAT has started");
+        assert!(!resumable(&old, &TrainConfig { lr: 1e-3, ..qat.clone() }, 2), "float settings never change");
+        assert!(!resumable(&old, &TrainConfig { seed: 1, ..old.clone() }, 4));
+        assert!(resumable(&qat, &TrainConfig { bf16: true, ..qat.clone() }, 5), "a speed setting, free to change");
+    }
+
+    #[test]
+    fn checkpoints_keep_later_settings_and_older_files_still_load() {
+        let run = std::env::temp_dir().join(format!("cifhe-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&run).unwrap();
+        let ck = |config| Checkpoint { config, done: 1, params: vec![None], scales: vec![0.5], norms: vec![], log: vec![] };
+        let per_layer = TrainConfig { weight_bits: "8,5,5,8".parse().unwrap(), act_bits: "8,6,6,6,6,6,6".parse().unwrap(), ..config() };
+        let per_channel = TrainConfig { per_channel_weights: true, head_epochs: 2, rotation_degrees: 7.5, ..per_layer };
+        save(&run, &ck(per_channel.clone())).unwrap();
+        assert_eq!(load(&run).unwrap().unwrap().config, per_channel);
+        // A checkpoint as the first runs wrote it: no later settings after it; its widths are
+        // the first entries, uniform, and its activation codes all spent a sign bit: 8 bits
+        // then meant 7 unsigned bits after each ReLU.
+        let first = postcard::to_stdvec(&ck(per_channel.clone())).unwrap();
+        std::fs::write(checkpoint_path(&run), &first).unwrap();
+        let old = load(&run).unwrap().unwrap();
+        let uniform_8 = TrainConfig { weight_bits: Widths::uniform(8), act_bits: "8,7,7,7,7,7,7".parse().unwrap(), ..config() };
+        assert_eq!((old.config, old.done, old.scales), (uniform_8.clone(), 1, vec![0.5]));
+        // One written before per-layer widths: the settings after it stop early.
+        let later = LaterSettings { per_channel_weights: true, head_epochs: 2 };
+        std::fs::write(checkpoint_path(&run), [first, postcard::to_stdvec(&later).unwrap()].concat()).unwrap();
+        let before = TrainConfig { per_channel_weights: true, head_epochs: 2, ..uniform_8 };
+        assert_eq!(load(&run).unwrap().unwrap().config, before);
+        std::fs::write(checkpoint_path(&run), b"not a checkpoint").unwrap();
+        assert!(load(&run).err().is_some_and(|e| e.contains("is not a cifhe checkpoint")));
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+}
