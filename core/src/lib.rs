@@ -19,6 +19,7 @@
 //! - [`rounding`]: the rounding of an accumulator before a lookup and the lookup itself.
 //! - [`noise`]: the error model of a PBS, a function of its noise standard deviation.
 //! - [`sim`]: the FHE simulator that runs a model on one image.
+//! - [`image`]: any picture to a model's input (area-averaged RGB planes).
 //! - `fhe` (feature `fhe`): the TFHE evaluator on tfhe-rs, with the parameters and noise formulas
 //!   the simulator's noise comes from.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -34,6 +35,7 @@ pub mod error;
 #[cfg(feature = "fhe")]
 pub mod fhe;
 pub mod format;
+pub mod image;
 pub mod kernels;
 pub mod model;
 pub mod noise;

@@ -197,6 +197,22 @@ impl Dequant<'_> {
         let f = |b: &[u8]| f32::from_le_bytes([b[4 * k], b[4 * k + 1], b[4 * k + 2], b[4 * k + 3]]);
         acc as f32 * f(self.scale) + f(self.offset)
     }
+
+    /// Class probabilities (the softmax of the logits) for the final accumulators `acc`, into
+    /// `probs` (one per class; extra entries are left alone).
+    pub fn probabilities(&self, acc: &[i32], probs: &mut [f32]) {
+        let probs = &mut probs[..acc.len()];
+        for (k, (p, &a)) in probs.iter_mut().zip(acc).enumerate() {
+            *p = self.logit(k, a);
+        }
+        let max = probs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for p in probs.iter_mut() {
+            *p = libm::expf(*p - max);
+            sum += *p;
+        }
+        probs.iter_mut().for_each(|p| *p /= sum);
+    }
 }
 
 /// Height, width and channels of a tensor.
@@ -477,4 +493,23 @@ fn check_weights(i: usize, w: &[i8], out_c: usize, in_c: usize, kh: usize, kw: u
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dequant;
+
+    #[test]
+    fn probabilities_are_the_softmax_of_the_logits() {
+        // logits: 2·0.5 + 0 = 1, 1·1 + 2 = 3, 4·0.5 + 0 = 2, -1·50 + 0 = -50
+        let f = |v: [f32; 4]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<heapless::Vec<u8, 16>>();
+        let (scale, offset) = (f([0.5, 1.0, 0.5, 50.0]), f([0.0, 2.0, 0.0, 0.0]));
+        let out = Dequant { scale: &scale, offset: &offset };
+        let mut p = [0.0f32; 5];
+        out.probabilities(&[2, 1, 4, -1], &mut p);
+        assert!((p[..4].iter().sum::<f32>() - 1.0).abs() < 1e-6, "{p:?}");
+        assert!(p[1] > p[2] && p[2] > p[0] && p[0] > p[3], "{p:?}");
+        assert!((p[1] / p[2] - core::f32::consts::E).abs() < 1e-4, "one logit apart: a factor e");
+        assert_eq!(p[4], 0.0, "entries past the classes are left alone");
+    }
 }

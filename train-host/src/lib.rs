@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod model_file;
 pub mod net;
 pub mod paths;
+pub mod picture;
 pub mod plot;
 pub mod report;
 pub mod run_folder;

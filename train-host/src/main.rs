@@ -8,7 +8,7 @@ use train_host::arch::{Arch, FloatNet};
 use train_host::backend::Backend;
 use train_host::cifar::{self, Kind, Split};
 use train_host::widths::Widths;
-use train_host::{bench, bench_fhe, compile, compile_run, eval, inspect, model_file, paths, report, run_folder, train};
+use train_host::{bench, bench_fhe, compile, compile_run, eval, inspect, model_file, paths, picture, report, run_folder, train};
 
 #[derive(Parser)]
 #[command(name = "train-host", version, about = "cifhe: encrypted CIFAR classification — host tool")]
@@ -71,8 +71,12 @@ struct TestImages {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Classify CIFAR test images with the FHE simulator: predictions, accuracy, speed.
+    /// Classify CIFAR test images with the FHE simulator: predictions, accuracy, speed; or, given
+    /// files, your own pictures.
     Classify {
+        /// Your own pictures to classify instead of test images (PNG, JPEG, BMP, WebP; any size,
+        /// area-averaged to the model's 32×32 as the web page does): the three likeliest classes.
+        files: Vec<PathBuf>,
         /// Compiled model [default: the shipped model].
         #[arg(long)]
         model: Option<PathBuf>,
@@ -537,11 +541,15 @@ fn run_config(model: &Model<'_>, a: &SimArgs) -> Result<RunConfig, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Classify { model, data, images, show, sim } => {
+        Command::Classify { files, model, data, images, show, sim } => {
             let path = model.unwrap_or_else(paths::default_model);
             let bytes = model_file::read(&path)?;
             let m = model_file::open(&path, &bytes)?;
             println!("model {} — {}", m.file().name, m.file().description);
+            if !files.is_empty() {
+                print!("{}", picture::classify(&m, run_config(&m, &sim)?, &files, 3)?);
+                return Ok(());
+            }
             let ds = cifar::test_set_for(&m, &data.unwrap_or_else(paths::default_data), Some(images))?;
             let r = eval::evaluate(&m, &ds, run_config(&m, &sim)?, true)?;
             println!("\n{:>6}  {:<12} {:<12}", "image", "true", "predicted");

@@ -296,3 +296,45 @@ fn cifar100_trains_compiles_reports_and_classifies_on_a_stand_in_training_file()
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `classify FILE…`: test images saved as pictures three times their size (PNG and BMP) come back
+/// as exactly the test images, so they get the classes the test images get; a file that is no
+/// picture is refused by name.
+#[test]
+fn classify_reads_pictures_as_the_test_images_they_were_made_from() {
+    use train_host::cifar::{load, Kind, Split, IMAGE_LEN};
+    let dir = std::env::temp_dir().join(format!("cifhe-pictures-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let test = load(&train_host::paths::default_data(), Kind::Cifar10, Split::Test).expect("the CIFAR-10 test set");
+    let files: Vec<String> = (0..4)
+        .map(|i| {
+            let planes = &test.images[i * IMAGE_LEN..(i + 1) * IMAGE_LEN];
+            let picture = image::RgbImage::from_fn(96, 96, |x, y| {
+                let p = (y / 3 * 32 + x / 3) as usize;
+                image::Rgb([planes[p], planes[1024 + p], planes[2048 + p]])
+            });
+            let file = dir.join(format!("test-{i}.{}", if i % 2 == 0 { "png" } else { "bmp" }));
+            picture.save(&file).unwrap();
+            file.to_str().unwrap().to_owned()
+        })
+        .collect();
+    let (ok, out, err) = train_host(&[&["classify"][..], &files.iter().map(String::as_str).collect::<Vec<_>>()].concat());
+    assert!(ok, "{err}");
+    let from_pictures: Vec<&str> = files
+        .iter()
+        .map(|f| {
+            let line = out.lines().find(|l| l.starts_with(&format!("{f} (96×96): "))).unwrap_or_else(|| panic!("no line for {f}: {out}"));
+            line.split(": ").nth(1).and_then(|c| c.split_whitespace().next()).expect("a class")
+        })
+        .collect();
+    let (ok, out, err) = train_host(&["classify", "--images", "4", "--show", "4"]);
+    assert!(ok, "{err}");
+    let from_test_set: Vec<&str> = out.lines().filter(|l| l.ends_with('✓') || l.ends_with('✗')).map(|l| l.split_whitespace().nth(2).unwrap()).collect();
+    assert_eq!(from_pictures, from_test_set);
+
+    let junk = dir.join("notes.png");
+    std::fs::write(&junk, b"not a picture").unwrap();
+    let (ok, _, err) = train_host(&["classify", junk.to_str().unwrap()]);
+    assert!(!ok && err.contains("notes.png is not a picture this tool reads"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,7 +10,6 @@ use cifhe_core::{Model, RunConfig, Simulator};
 use wasm_bindgen::prelude::*;
 
 mod client;
-pub mod image;
 
 pub use client::FheClient;
 
@@ -68,7 +67,9 @@ impl Classifier {
     /// Turns canvas RGBA pixels (`width × height`, any size) into the model's input image.
     pub fn prepare_rgba(&self, rgba: &[u8], width: usize, height: usize) -> Result<Vec<u8>, JsError> {
         let s = self.model.input_shape();
-        image::rgba_to_planes(rgba, width, height, s.w, s.h).map_err(|e| JsError::new(&e))
+        let mut planes = vec![0; self.model.image_len()];
+        cifhe_core::image::rgba_to_planes(rgba, width, height, s.w, s.h, &mut planes).map_err(js)?;
+        Ok(planes)
     }
 
     /// Class probabilities of a prepared image as TFHE under `params` (e.g. `2_2`) would compute
@@ -112,31 +113,12 @@ impl Classifier {
 
 /// Softmax of the dequantized final accumulators.
 fn probabilities(model: &Model<'_>, accumulators: &[i32]) -> Vec<f32> {
-    let out = &model.file().output;
-    let logits: Vec<f32> = accumulators.iter().enumerate().map(|(k, &a)| out.logit(k, a)).collect();
-    softmax(&logits)
-}
-
-fn softmax(x: &[f32]) -> Vec<f32> {
-    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = x.iter().map(|v| (v - m).exp()).collect();
-    let s: f32 = e.iter().sum();
-    e.into_iter().map(|v| v / s).collect()
+    let mut probs = vec![0.0; accumulators.len()];
+    model.file().output.probabilities(accumulators, &mut probs);
+    probs
 }
 
 /// Any error, as a JavaScript `Error` carrying its message.
 fn js(e: impl core::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::softmax;
-
-    #[test]
-    fn softmax_sums_to_one_and_keeps_order() {
-        let p = softmax(&[1.0, 3.0, 2.0, -50.0]);
-        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert!(p[1] > p[2] && p[2] > p[0] && p[0] > p[3]);
-    }
 }
