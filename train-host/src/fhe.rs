@@ -1,7 +1,6 @@
 //! `train-host fhe`: a model on real TFHE ciphertexts, end to end in one process — key generation,
 //! encryption, evaluation with a progress bar per stage, decryption — beside the simulator's
 //! answer for the same image under the same noise model.
-use crate::cifar::Dataset;
 use cifhe_core::fhe::{Bootstrap, ClientKey, CompressedServerKey, EncryptedImage, Evaluator, ParamSet, Plan};
 use cifhe_core::{Model, RoundingMode, RunConfig, Simulator};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -23,13 +22,32 @@ pub struct FheConfig {
     pub progress: bool,
 }
 
+/// An image to classify under TFHE: a test image or a user's picture.
+pub struct Input {
+    /// What the report calls it: `image 3`, or the picture's file.
+    pub name: String,
+    /// The model's input image.
+    pub image: Vec<u8>,
+    /// A test image's index in the test set and true class; `None` for a picture.
+    pub test: Option<(usize, usize)>,
+}
+
+impl Input {
+    /// Test image `index` of `data`.
+    pub fn test_image(data: &crate::cifar::Dataset, index: usize) -> Input {
+        Input { name: format!("image {index}"), image: data.image(index).to_vec(), test: Some((index, data.labels[index] as usize)) }
+    }
+}
+
 /// One image's result.
 #[derive(Debug, Serialize)]
 pub struct ImageResult {
-    /// Index in the test set.
-    pub index: usize,
-    /// True class.
-    pub label: usize,
+    /// The input's name (`image 3`, or a picture's file).
+    pub name: String,
+    /// Index in the test set (`None` for a picture).
+    pub index: Option<usize>,
+    /// True class (`None` for a picture).
+    pub label: Option<usize>,
     /// Class decrypted from TFHE.
     pub fhe_class: usize,
     /// Class of the simulator, exact rounding and no noise.
@@ -101,8 +119,8 @@ pub struct FheReport {
     pub images: Vec<ImageResult>,
 }
 
-/// Runs `images` (indices into `data`) through TFHE.
-pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig) -> Result<FheReport, String> {
+/// Runs `inputs` through TFHE.
+pub fn run(model: &Model<'_>, inputs: &[Input], cfg: &FheConfig) -> Result<FheReport, String> {
     let plan = match cfg.params {
         Some(p) => Plan::for_set(model, p, cfg.rounding_bits, cfg.p_error),
         None => Plan::cheapest(model, cfg.rounding_bits, cfg.p_error),
@@ -131,14 +149,15 @@ pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig)
     let noisy = Simulator::new(model, plan.simulation(RunConfig::new(model))).map_err(|e| e.to_string())?;
     let mut scratch = vec![0u64; model.scratch_words()];
     let mut results = Vec::new();
-    for &index in images {
-        let image = data.image(index);
+    let class_name = |k: usize| model.label(k).map_or_else(|| k.to_string(), String::from);
+    for (position, input) in inputs.iter().enumerate() {
+        let (name, image) = (&input.name, &input.image[..]);
         let t = Instant::now();
         let upload = client.encrypt_image(model, &plan, image).map_err(|e| e.to_string())?.to_bytes();
         let encrypt_seconds = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let received = EncryptedImage::from_bytes(&upload, usize::MAX).map_err(|e| e.to_string())?;
-        let bar = stage_bar(cfg.progress, index);
+        let bar = stage_bar(cfg.progress, name);
         let out = eval
             .run(&received, &|stage, done, total| {
                 bar.set_length(total as u64);
@@ -153,10 +172,11 @@ pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig)
         let acc = client.decrypt(&plan, &out).map_err(|e| e.to_string())?;
         let decrypt_seconds = t.elapsed().as_secs_f64();
         let mut expect = vec![0i32; model.classes()];
-        let (simulator_class, _) = sim.classify(image, index as u64, &mut scratch, &mut expect).map_err(|e| e.to_string())?;
+        let (simulator_class, _) = sim.classify(image, position as u64, &mut scratch, &mut expect).map_err(|e| e.to_string())?;
         let r = ImageResult {
-            index,
-            label: data.labels[index] as usize,
+            name: name.clone(),
+            index: input.test.map(|(i, _)| i),
+            label: input.test.map(|(_, l)| l),
             fhe_class: cifhe_core::sim::argmax(model, &acc),
             simulator_class,
             identical_accumulators: acc == expect,
@@ -168,19 +188,19 @@ pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig)
             download_bytes: download.len(),
         };
         say(format!(
-            "image {index}: true {}, TFHE {}, simulator without noise {}{}; encrypted in {encrypt_seconds:.2} s ({:.1} kB up), \
+            "{name}: {}TFHE {}, simulator without noise {}{}; encrypted in {encrypt_seconds:.2} s ({:.1} kB up), \
              evaluated in {evaluate_seconds:.1} s, decrypted in {decrypt_seconds:.3} s ({:.1} kB down)",
-            data.names[r.label],
-            data.names[r.fhe_class],
-            data.names[r.simulator_class],
+            r.label.map_or(String::new(), |l| format!("true {}, ", class_name(l))),
+            class_name(r.fhe_class),
+            class_name(r.simulator_class),
             if r.identical_accumulators { " (identical accumulators)" } else { "" },
             r.upload_bytes as f64 / 1e3,
             r.download_bytes as f64 / 1e3
         ));
         let noisy: Vec<String> =
-            r.noisy_simulator_classes.iter().map(|c| format!("{} {:.0}%", data.names[c.class], 100.0 * c.draws as f64 / cfg.noise_draws as f64)).collect();
+            r.noisy_simulator_classes.iter().map(|c| format!("{} {:.0}%", class_name(c.class), 100.0 * c.draws as f64 / cfg.noise_draws as f64)).collect();
         if !noisy.is_empty() {
-            say(format!("image {index}: simulator under the plan's noise, {} draws: {}", cfg.noise_draws, noisy.join(", ")));
+            say(format!("{name}: simulator under the plan's noise, {} draws: {}", cfg.noise_draws, noisy.join(", ")));
         }
         results.push(r);
     }
@@ -199,13 +219,13 @@ pub fn run(model: &Model<'_>, data: &Dataset, images: &[usize], cfg: &FheConfig)
     })
 }
 
-fn stage_bar(show: bool, index: usize) -> ProgressBar {
+fn stage_bar(show: bool, name: &str) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(1);
     bar.set_style(
-        ProgressStyle::with_template(&format!("image {index} {{msg}} [{{bar:40}}] {{pos}}/{{len}} bootstraps, ETA {{eta}}"))
+        ProgressStyle::with_template(&format!("{name} {{msg}} [{{bar:40}}] {{pos}}/{{len}} bootstraps, ETA {{eta}}"))
             .expect("valid template")
             .progress_chars("=> "),
     );

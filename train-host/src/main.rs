@@ -94,6 +94,10 @@ enum Command {
     },
     /// Classify test images under real TFHE: keygen, encrypt, evaluate, decrypt; timings and sizes.
     Fhe {
+        /// Your own pictures to classify instead of test images (PNG, JPEG, BMP, WebP; any size,
+        /// area-averaged to the model's size as `classify FILE…` and the web page do).
+        #[arg(conflicts_with = "image")]
+        files: Vec<PathBuf>,
         #[command(flatten)]
         images: TestImages,
         /// tfhe-rs parameter set (1_1, 2_2, 3_3, 4_4) [default: the cheapest meeting --p-error].
@@ -559,13 +563,22 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             println!("\n{}", r.to_text().lines().take(4).collect::<Vec<_>>().join("\n"));
         }
-        Command::Fhe { images, params, rounding_bits, p_error, noise_draws, json } => {
+        Command::Fhe { files, images, params, rounding_bits, p_error, noise_draws, json } => {
             let (path, bytes) = images.read_model()?;
             let m = model_file::open(&path, &bytes)?;
-            let ds = images.test_set(&m)?;
+            let inputs = if files.is_empty() {
+                let ds = images.test_set(&m)?;
+                images.image.iter().map(|&i| train_host::fhe::Input::test_image(&ds, i)).collect()
+            } else {
+                let picture = |f: &PathBuf| {
+                    let p = picture::load(f, &m)?;
+                    Ok(train_host::fhe::Input { name: f.display().to_string(), image: p.planes, test: None })
+                };
+                files.iter().map(picture).collect::<Result<Vec<_>, String>>()?
+            };
             let cfg =
                 train_host::fhe::FheConfig { params, rounding_bits: rounding_bits.map_or(m.rounding_bits(), |r| r.0), p_error, noise_draws, progress: !json };
-            let r = train_host::fhe::run(&m, &ds, &images.image, &cfg)?;
+            let r = train_host::fhe::run(&m, &inputs, &cfg)?;
             if json {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             } else {

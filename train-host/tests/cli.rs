@@ -1,4 +1,5 @@
 //! The command line as a user meets it: the README's main command, JSON output, clear errors.
+use serde_json::json;
 use std::process::Command;
 
 fn train_host(args: &[&str]) -> (bool, String, String) {
@@ -138,17 +139,35 @@ fn fhe_noise_measures_a_cropped_prefix_on_real_ciphertexts() {
 
 /// `fhe` on the demo model, end to end under real TFHE: the decrypted class is one the simulator
 /// gives under the plan's noise (the errors TFHE's own noise follows), whose draws are all counted.
+/// `fhe --json` on test image 1 and on a picture made of it (three times its size): each decrypts
+/// a class its noisy simulator gives, and the picture, being the same image once prepared, has the
+/// same noise draws.
 #[test]
-fn fhe_json_decrypts_a_class_the_noisy_simulator_gives() {
-    let (ok, out, err) = train_host(&["fhe", "--image", "1", "--noise-draws", "100", "--json"]);
-    assert!(ok, "{err}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
-    assert_eq!(v["bootstraps"], 1960, "{v}");
-    let image = &v["images"][0];
-    let classes = image["noisy_simulator_classes"].as_array().expect("noisy classes");
-    assert_eq!(classes.iter().map(|c| c["draws"].as_u64().unwrap()).sum::<u64>(), 100, "{v}");
-    assert!(classes.windows(2).all(|w| w[0]["draws"].as_u64() >= w[1]["draws"].as_u64()), "most frequent first: {v}");
-    assert!(classes.iter().any(|c| c["class"] == image["fhe_class"]), "TFHE's class is not among the noisy simulator's: {v}");
+fn fhe_json_decrypts_a_class_the_noisy_simulator_gives_for_test_images_and_pictures() {
+    let dir = std::env::temp_dir().join(format!("cifhe-fhe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let picture = dir.join("ship.png");
+    save_enlarged(&cifar10_test(), 1, &picture);
+    let run = |what: &[&str]| -> serde_json::Value {
+        let (ok, out, err) = train_host(&[&["fhe", "--noise-draws", "100", "--json"][..], what].concat());
+        assert!(ok, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+        assert_eq!(v["bootstraps"], 1960, "{v}");
+        let image = &v["images"][0];
+        let classes = image["noisy_simulator_classes"].as_array().expect("noisy classes");
+        assert_eq!(classes.iter().map(|c| c["draws"].as_u64().unwrap()).sum::<u64>(), 100, "{v}");
+        assert!(classes.windows(2).all(|w| w[0]["draws"].as_u64() >= w[1]["draws"].as_u64()), "most frequent first: {v}");
+        assert!(classes.iter().any(|c| c["class"] == image["fhe_class"]), "TFHE's class is not among the noisy simulator's: {v}");
+        image.clone()
+    };
+    let test_image = run(&["--image", "1"]);
+    assert_eq!((&test_image["name"], &test_image["index"], &test_image["label"]), (&json!("image 1"), &json!(1), &json!(8)));
+    let from_picture = run(&[picture.to_str().unwrap()]);
+    assert_eq!((&from_picture["name"], &from_picture["index"]), (&json!(picture.to_str().unwrap()), &serde_json::Value::Null));
+    assert_eq!(from_picture["noisy_simulator_classes"], test_image["noisy_simulator_classes"]);
+    let (ok, _, err) = train_host(&["fhe", "--image", "2", picture.to_str().unwrap()]);
+    assert!(!ok && err.contains("cannot be used with"), "pictures or test images, not both: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -302,19 +321,13 @@ fn cifar100_trains_compiles_reports_and_classifies_on_a_stand_in_training_file()
 /// picture is refused by name.
 #[test]
 fn classify_reads_pictures_as_the_test_images_they_were_made_from() {
-    use train_host::cifar::{load, Kind, Split, IMAGE_LEN};
     let dir = std::env::temp_dir().join(format!("cifhe-pictures-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let test = load(&train_host::paths::default_data(), Kind::Cifar10, Split::Test).expect("the CIFAR-10 test set");
+    let test = cifar10_test();
     let files: Vec<String> = (0..4)
         .map(|i| {
-            let planes = &test.images[i * IMAGE_LEN..(i + 1) * IMAGE_LEN];
-            let picture = image::RgbImage::from_fn(96, 96, |x, y| {
-                let p = (y / 3 * 32 + x / 3) as usize;
-                image::Rgb([planes[p], planes[1024 + p], planes[2048 + p]])
-            });
             let file = dir.join(format!("test-{i}.{}", if i % 2 == 0 { "png" } else { "bmp" }));
-            picture.save(&file).unwrap();
+            save_enlarged(&test, i, &file);
             file.to_str().unwrap().to_owned()
         })
         .collect();
@@ -337,4 +350,21 @@ fn classify_reads_pictures_as_the_test_images_they_were_made_from() {
     let (ok, _, err) = train_host(&["classify", junk.to_str().unwrap()]);
     assert!(!ok && err.contains("notes.png is not a picture this tool reads"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The CIFAR-10 test set.
+fn cifar10_test() -> train_host::cifar::Dataset {
+    use train_host::cifar::{load, Kind, Split};
+    load(&train_host::paths::default_data(), Kind::Cifar10, Split::Test).expect("the CIFAR-10 test set")
+}
+
+/// Saves image `index` of `test` as a picture three times its size (each pixel a 3×3 block), in
+/// the format `file`'s extension names: area-averaging brings it back exactly.
+fn save_enlarged(test: &train_host::cifar::Dataset, index: usize, file: &std::path::Path) {
+    let planes = test.image(index);
+    let picture = image::RgbImage::from_fn(96, 96, |x, y| {
+        let p = (y / 3 * 32 + x / 3) as usize;
+        image::Rgb([planes[p], planes[1024 + p], planes[2048 + p]])
+    });
+    picture.save(file).unwrap();
 }
