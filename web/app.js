@@ -144,7 +144,7 @@ drawsWorker.onmessage = (e) => {
 function select(planes, label) {
   current = planes;
   drawPlanes($('view'), planes);
-  $('truth').textContent = label === null ? 'Your image.' : `CIFAR test image; true class: ${info.labels[label]}.`;
+  $('truth').textContent = label === null ? 'Your image.' : `${info.dataset ?? 'CIFAR'} test image; true class: ${info.labels[label]}.`;
   const probs = classifier.simulate(planes, info.params, 0n);
   simProbs = Array.from(probs);
   setClass($('sim-class'), showTop($('sim-top'), probs));

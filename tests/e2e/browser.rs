@@ -229,6 +229,8 @@ fn page_classifies_an_encrypted_image_like_its_simulator() {
     assert!(noisy.iter().any(|c| c["class"] == json!(expected)), "class {expected} not among the page's noise draws: {noisy:?}");
     let shown = browser.eval("return document.getElementById('sim-noise').textContent");
     assert!(shown.as_str().is_some_and(|t| t.starts_with("Over 100 noise draws: ")), "the page shows no noise draws: {shown}");
+    let truth = browser.eval("return document.getElementById('truth').textContent");
+    assert!(truth.as_str().is_some_and(|t| t.starts_with("CIFAR-10 test image; true class: ")), "{truth}");
     // What was sent: the compressed server key and an encrypted image; both bounded.
     let key_bytes = report["steps"]["server_key"]["bytes"].as_u64().unwrap();
     let image_bytes = report["steps"]["encrypt"]["bytes"].as_u64().unwrap();

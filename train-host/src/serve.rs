@@ -207,6 +207,8 @@ async fn info(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
         "model": m.file().name,
         "description": m.file().description,
         "labels": labels,
+        // `CIFAR-10` or `CIFAR-100` by the model's classes (what its test images are), else null.
+        "dataset": crate::cifar::Kind::for_classes(m.classes()).map(|k| k.to_string()),
         "params": app.cfg.params.name(),
         "rounding_bits": m.rounding_bits(),
         "bootstraps": app.bootstraps,
