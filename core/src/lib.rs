@@ -12,7 +12,7 @@
 //! and batch evaluation on all cores ([`batch`]).
 //!
 //! Module map, entities before algorithms (as in tfhe-rs's `core_crypto`):
-//! - [`format`]: the file envelope (magic, version, length, CRC-32) around the postcard payload.
+//! - [`format`](mod@format): the file envelope (magic, version, length, CRC-32) around the postcard payload.
 //! - [`model`]: the stages and their validation into a [`Model`] with shapes and code ranges.
 //! - [`analysis`]: accumulator bounds, calibrated widths, MACs and PBS counts per stage.
 //! - [`kernels`]: the integer kernels (naive reference, portable, AVX2, AVX-512 VNNI).

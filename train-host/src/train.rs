@@ -40,7 +40,7 @@ pub struct TrainConfig {
     /// Label smoothing.
     pub smoothing: f32,
     /// Bits of the weight codes, per layer with weights. Checkpoints hold the first width in
-    /// place and the list after the checkpoint proper ([`LaterSettings`]).
+    /// place and the list after the checkpoint proper (see [`crate::run_folder`]).
     #[serde(with = "crate::widths::as_first")]
     pub weight_bits: Widths,
     /// Bits of the activation codes: the input's, then each lookup site's. Stored like
@@ -48,7 +48,7 @@ pub struct TrainConfig {
     #[serde(with = "crate::widths::as_first")]
     pub act_bits: Widths,
     /// One weight scale per output channel instead of one per tensor. Written after the
-    /// checkpoint proper ([`LaterSettings`]), like every setting added since the first runs.
+    /// checkpoint proper (see [`crate::run_folder`]), like every setting added since the first runs.
     #[serde(skip)]
     pub per_channel_weights: bool,
     /// The first float epochs train only the classifier (the reference's first stage, for a

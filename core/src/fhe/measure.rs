@@ -1,5 +1,5 @@
 //! The error every lookup reads, measured on real ciphertexts and set beside the noise model the
-//! simulator injects — the check that [`Plan::noise`] describes what TFHE does.
+//! simulator injects — the check that [`Plan::noise`](super::Plan::noise) describes what TFHE does.
 //!
 //! An observer holding the client key follows an evaluation (a [`Trace`]). At each lookup it
 //! decrypts the slot the bootstrap will read (after key switch and modulus switch) and records its

@@ -3,7 +3,7 @@
 //! Operands: activations are `u8` (a code plus its stage's zero point) stored channels-last with
 //! the consumer's zero padding already in place; weights are `i8` codes in the blocked layout of
 //! [`crate::model::weight_index`]; accumulators are exact `i32`. Every implementation computes the
-//! same sums bit for bit; [`reference`] is the naive definition the others are tested against.
+//! same sums bit for bit; [`reference`](mod@reference) is the naive definition the others are tested against.
 //!
 //! Which implementation runs is an [`Isa`]: AVX-512 VNNI or AVX2 where the CPU has them (detected
 //! at run time in `std` builds, from the compile-time target features otherwise), WebAssembly SIMD
