@@ -92,7 +92,8 @@ enum Command {
         #[command(flatten)]
         sim: SimArgs,
     },
-    /// Classify test images under real TFHE: keygen, encrypt, evaluate, decrypt; timings and sizes.
+    /// Classify test images (or your own pictures) under real TFHE: keygen, encrypt, evaluate,
+    /// decrypt; timings and sizes.
     Fhe {
         /// Your own pictures to classify instead of test images (PNG, JPEG, BMP, WebP; any size,
         /// area-averaged to the model's size as `classify FILE…` and the web page do).
