@@ -463,6 +463,11 @@ impl<'a> Model<'a> {
     pub fn label(&self, k: usize) -> Option<&'a str> {
         self.file.labels.lines().nth(k)
     }
+    /// Class name of `k`, or its number when the model carries no labels: what to show a person.
+    #[cfg(feature = "std")]
+    pub fn class_name(&self, k: usize) -> String {
+        self.label(k).map_or_else(|| k.to_string(), String::from)
+    }
     /// The model's own rounding setting.
     pub fn rounding_bits(&self) -> Option<u8> {
         self.file.rounding_bits

@@ -149,7 +149,6 @@ pub fn run(model: &Model<'_>, inputs: &[Input], cfg: &FheConfig) -> Result<FheRe
     let noisy = Simulator::new(model, plan.simulation(RunConfig::new(model))).map_err(|e| e.to_string())?;
     let mut scratch = vec![0u64; model.scratch_words()];
     let mut results = Vec::new();
-    let class_name = |k: usize| model.label(k).map_or_else(|| k.to_string(), String::from);
     for (position, input) in inputs.iter().enumerate() {
         let (name, image) = (&input.name, &input.image[..]);
         let t = Instant::now();
@@ -190,15 +189,18 @@ pub fn run(model: &Model<'_>, inputs: &[Input], cfg: &FheConfig) -> Result<FheRe
         say(format!(
             "{name}: {}TFHE {}, simulator without noise {}{}; encrypted in {encrypt_seconds:.2} s ({:.1} kB up), \
              evaluated in {evaluate_seconds:.1} s, decrypted in {decrypt_seconds:.3} s ({:.1} kB down)",
-            r.label.map_or(String::new(), |l| format!("true {}, ", class_name(l))),
-            class_name(r.fhe_class),
-            class_name(r.simulator_class),
+            r.label.map_or(String::new(), |l| format!("true {}, ", model.class_name(l))),
+            model.class_name(r.fhe_class),
+            model.class_name(r.simulator_class),
             if r.identical_accumulators { " (identical accumulators)" } else { "" },
             r.upload_bytes as f64 / 1e3,
             r.download_bytes as f64 / 1e3
         ));
-        let noisy: Vec<String> =
-            r.noisy_simulator_classes.iter().map(|c| format!("{} {:.0}%", class_name(c.class), 100.0 * c.draws as f64 / cfg.noise_draws as f64)).collect();
+        let noisy: Vec<String> = r
+            .noisy_simulator_classes
+            .iter()
+            .map(|c| format!("{} {:.0}%", model.class_name(c.class), 100.0 * c.draws as f64 / cfg.noise_draws as f64))
+            .collect();
         if !noisy.is_empty() {
             say(format!("{name}: simulator under the plan's noise, {} draws: {}", cfg.noise_draws, noisy.join(", ")));
         }

@@ -39,8 +39,7 @@ pub fn classify(model: &Model<'_>, cfg: RunConfig, paths: &[PathBuf], top: usize
         model.file().output.probabilities(&out, &mut probs);
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-        let best: Vec<String> =
-            order.iter().take(top).map(|&k| format!("{} {:.1}%", model.label(k).map_or_else(|| k.to_string(), String::from), 100.0 * probs[k])).collect();
+        let best: Vec<String> = order.iter().take(top).map(|&k| format!("{} {:.1}%", model.class_name(k), 100.0 * probs[k])).collect();
         let (w, h) = picture.size;
         let _ = writeln!(text, "{} ({w}×{h}): {}", path.display(), best.join(", "));
     }

@@ -202,7 +202,7 @@ async fn expire_idle_sessions(app: Arc<App>) {
 
 async fn info(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
     let m = app.model();
-    let labels: Vec<String> = (0..m.classes()).map(|k| m.label(k).map_or_else(|| k.to_string(), String::from)).collect();
+    let labels: Vec<String> = (0..m.classes()).map(|k| m.class_name(k)).collect();
     Json(json!({
         "model": m.file().name,
         "description": m.file().description,

@@ -56,7 +56,7 @@ impl Classifier {
 
     /// Name of class `k` (its number if the model has no labels).
     pub fn label(&self, k: usize) -> String {
-        self.model.label(k).map_or_else(|| k.to_string(), String::from)
+        self.model.class_name(k)
     }
 
     /// Bootstraps (PBS) one encrypted classification costs the server.
