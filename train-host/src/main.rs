@@ -75,8 +75,14 @@ enum Command {
     /// files, your own pictures.
     Classify {
         /// Your own pictures to classify instead of test images (PNG, JPEG, BMP, WebP; any size,
-        /// area-averaged to the model's 32×32 as the web page does): the three likeliest classes.
+        /// area-averaged to the model's 32×32 as the web page does): the likeliest classes.
         files: Vec<PathBuf>,
+        /// Classes shown per picture.
+        #[arg(long, default_value_t = 3, requires = "files")]
+        top: usize,
+        /// With pictures: print one JSON array (file, size, classes with probabilities).
+        #[arg(long, requires = "files")]
+        json: bool,
         /// Compiled model [default: the shipped model].
         #[arg(long)]
         model: Option<PathBuf>,
@@ -546,13 +552,20 @@ fn run_config(model: &Model<'_>, a: &SimArgs) -> Result<RunConfig, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Classify { files, model, data, images, show, sim } => {
+        Command::Classify { files, top, json, model, data, images, show, sim } => {
             let path = model.unwrap_or_else(paths::default_model);
             let bytes = model_file::read(&path)?;
             let m = model_file::open(&path, &bytes)?;
-            println!("model {} — {}", m.file().name, m.file().description);
+            if !json {
+                println!("model {} — {}", m.file().name, m.file().description);
+            }
             if !files.is_empty() {
-                print!("{}", picture::classify(&m, run_config(&m, &sim)?, &files, 3)?);
+                let results = picture::classify(&m, run_config(&m, &sim)?, &files, top)?;
+                if json {
+                    println!("{}", serde_json::to_string(&results).map_err(|e| e.to_string())?);
+                } else {
+                    print!("{}", picture::text(&results));
+                }
                 return Ok(());
             }
             let ds = cifar::test_set_for(&m, &data.unwrap_or_else(paths::default_data), Some(images))?;

@@ -344,6 +344,15 @@ fn classify_reads_pictures_as_the_test_images_they_were_made_from() {
     assert!(ok, "{err}");
     let from_test_set: Vec<&str> = out.lines().filter(|l| l.ends_with('✓') || l.ends_with('✗')).map(|l| l.split_whitespace().nth(2).unwrap()).collect();
     assert_eq!(from_pictures, from_test_set);
+    // As JSON, with every class: probabilities that sum to one, most probable first.
+    let (ok, out, err) = train_host(&["classify", "--json", "--top", "10", &files[0]]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON array");
+    let picture = &v[0];
+    assert_eq!((&picture["file"], &picture["width"], &picture["height"]), (&json!(files[0]), &json!(96), &json!(96)));
+    let p: Vec<f64> = picture["classes"].as_array().unwrap().iter().map(|c| c["probability"].as_f64().unwrap()).collect();
+    assert!(p.len() == 10 && (p.iter().sum::<f64>() - 1.0).abs() < 1e-4 && p.windows(2).all(|w| w[0] >= w[1]), "{v}");
+    assert_eq!(picture["classes"][0]["name"], json!(from_pictures[0]));
 
     let junk = dir.join("notes.png");
     std::fs::write(&junk, b"not a picture").unwrap();
