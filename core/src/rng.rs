@@ -3,8 +3,9 @@
 //! `no_std`, no allocation, and seeded per image from `(seed, image index)`, so a batch run gives
 //! the same noise for each image whatever the number of threads or the order of work.
 
-/// xoshiro256++ (Blackman & Vigna), 256-bit state, period 2^256 − 1.
-#[derive(Debug, Clone)]
+/// xoshiro256++ (Blackman & Vigna), 256-bit state, period 2^256 − 1. Serializable, so that a
+/// stream can be saved mid-way (a training epoch's augmentation, checkpointed) and continued.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rng {
     s: [u64; 4],
 }

@@ -743,6 +743,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 let k = run_folder::restart_qat(&run_dir, &cfg)?;
                 eprintln!("restarting QAT from the float weights; the previous attempt is kept as *.qat-attempt-{k}.*");
             }
+            // Ctrl-C stops at the end of the batch, saving the epoch in progress; a second one
+            // stops at once.
+            ctrlc::set_handler(|| {
+                if train::INTERRUPT.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    std::process::exit(130);
+                }
+                eprintln!("\ninterrupted: saving the epoch in progress after this batch (Ctrl-C again to quit without saving)");
+            })
+            .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
             let t = train::train(&cfg, &train_set, &test, &run_dir, resume || restart_qat, &device)?;
             compile_run::finished(&cfg, &t, &train_set, &test, limit, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
         }

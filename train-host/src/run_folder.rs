@@ -1,13 +1,16 @@
 //! A training run's folder: `checkpoint.bin` (weights, learned scales, position, log; written
-//! atomically after every epoch, and readable by every later version of the tool), `float.bin`
-//! (the checkpoint as the float phase ended, for another QAT), `log.tsv` (one line per epoch) and,
-//! at the end, `model.cifhe`; and what can be done with a run as a whole: check that it may
-//! resume with given settings, restart its QAT, take its finished or latest network.
+//! atomically after every epoch, and readable by every later version of the tool), `partial.bin`
+//! (the same within an epoch, with the epoch's position: written every few minutes and on Ctrl-C,
+//! removed when the epoch ends), `float.bin` (the checkpoint as the float phase ended, for another
+//! QAT), `log.tsv` (one line per epoch) and, at the end, `model.cifhe`; and what can be done with a
+//! run as a whole: check that it may resume with given settings, restart its QAT, take its
+//! finished or latest network.
 use crate::arch::{Arch, FloatNet, Params};
 use crate::net::{self, Net};
 use crate::train::TrainConfig;
 use crate::widths::{signed_era_acts, Widths};
 use burn::tensor::Device;
+use cifhe_core::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -81,6 +84,19 @@ pub(crate) fn checkpoint_path(run: &Path) -> PathBuf {
 }
 
 pub(crate) fn save(run: &Path, ck: &Checkpoint) -> Result<(), String> {
+    write_atomically(run, &checkpoint_path(run), checkpoint_bytes(ck)?)
+}
+
+/// Writes `bytes` to `path` through a temporary file in `run`, so that an interruption leaves the
+/// previous file whole.
+fn write_atomically(run: &Path, path: &Path, bytes: Vec<u8>) -> Result<(), String> {
+    let tmp = run.join("checkpoint.bin.tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("saving {}: {e}", path.display()))
+}
+
+/// The checkpoint as its file holds it: the checkpoint proper, then the later settings.
+fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     let c = &ck.config;
     let later = LaterSettings { per_channel_weights: c.per_channel_weights, head_epochs: c.head_epochs };
     let later2 =
@@ -88,9 +104,7 @@ pub(crate) fn save(run: &Path, ck: &Checkpoint) -> Result<(), String> {
     let mut bytes = postcard::to_stdvec(ck).map_err(|e| e.to_string())?;
     bytes.extend(postcard::to_stdvec(&later).map_err(|e| e.to_string())?);
     bytes.extend(postcard::to_stdvec(&later2).map_err(|e| e.to_string())?);
-    let tmp = run.join("checkpoint.bin.tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, checkpoint_path(run)).map_err(|e| format!("saving checkpoint: {e}"))
+    Ok(bytes)
 }
 
 pub(crate) fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
@@ -105,8 +119,13 @@ pub(crate) fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
 /// The checkpoint in the file `path`.
 fn read_checkpoint(path: &Path) -> Result<Checkpoint, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    parse_checkpoint(&bytes, path)
+}
+
+/// The checkpoint in `bytes`, read from `path`.
+fn parse_checkpoint(bytes: &[u8], path: &Path) -> Result<Checkpoint, String> {
     let invalid = |e: postcard::Error| format!("{} is not a cifhe checkpoint: {e}", path.display());
-    let (mut ck, rest) = postcard::take_from_bytes::<Checkpoint>(&bytes).map_err(invalid)?;
+    let (mut ck, rest) = postcard::take_from_bytes::<Checkpoint>(bytes).map_err(invalid)?;
     // Each later addition follows the one before; a file ends where its version stopped, and
     // what it lacks takes the defaults.
     fn then<'a, T: Default + Deserialize<'a>>(rest: &'a [u8]) -> Result<(T, &'a [u8]), postcard::Error> {
@@ -137,6 +156,54 @@ fn read_checkpoint(path: &Path) -> Result<Checkpoint, String> {
     Ok(ck)
 }
 
+/// Where an interrupted epoch stood: batches done, the running sums of its log line, and the
+/// augmentation stream's state (the batch order is the epoch's seed's, drawn again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct EpochPosition {
+    pub(crate) batches: usize,
+    pub(crate) loss_sum: f64,
+    pub(crate) correct: usize,
+    pub(crate) seen: usize,
+    pub(crate) seconds: f64,
+    pub(crate) rng: Rng,
+}
+
+fn partial_path(run: &Path) -> PathBuf {
+    run.join("partial.bin")
+}
+
+/// Saves the network in the middle of an epoch: `ck` as after the epochs done, with the weights as
+/// they are, and where the epoch stands.
+pub(crate) fn save_partial(run: &Path, position: &EpochPosition, ck: &Checkpoint) -> Result<(), String> {
+    let mut bytes = postcard::to_stdvec(position).map_err(|e| e.to_string())?;
+    bytes.extend(checkpoint_bytes(ck)?);
+    write_atomically(run, &partial_path(run), bytes)
+}
+
+/// The run's interrupted epoch, if it has one newer than its checkpoint (a partial file left from
+/// an epoch that did end, by an interruption between the two writes, is older and ignored).
+pub(crate) fn load_partial(run: &Path) -> Result<Option<(EpochPosition, Checkpoint)>, String> {
+    let path = partial_path(run);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let (position, rest) =
+        postcard::take_from_bytes::<EpochPosition>(&bytes).map_err(|e| format!("{} is not a cifhe partial checkpoint: {e}", path.display()))?;
+    let ck = parse_checkpoint(rest, &path)?;
+    let done = load(run)?.map_or(0, |c| c.done);
+    Ok((ck.done >= done).then_some((position, ck)))
+}
+
+/// Removes the partial file once its epoch has ended.
+pub(crate) fn remove_partial(run: &Path) -> Result<(), String> {
+    let path = partial_path(run);
+    if path.exists() {
+        std::fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// The copy of the checkpoint made when the float phase ended.
 fn float_checkpoint_path(run: &Path) -> PathBuf {
     run.join("float.bin")
@@ -151,8 +218,8 @@ pub(crate) fn keep_float_weights(run: &Path) -> Result<(), String> {
 
 /// Sets the run in `run` back to the end of its float phase, so that resuming as `cfg` trains QAT
 /// again (with other QAT settings, say). Nothing is lost: the previous attempt's checkpoint, log
-/// and model are kept as `checkpoint.qat-attempt-K.bin`, `log.qat-attempt-K.tsv` and
-/// `model.qat-attempt-K.cifhe`. Returns K.
+/// and model (and an interrupted epoch's partial file) are kept as `checkpoint.qat-attempt-K.bin`,
+/// `log.qat-attempt-K.tsv`, `model.qat-attempt-K.cifhe` (and `partial.qat-attempt-K.bin`). Returns K.
 pub fn restart_qat(run: &Path, cfg: &TrainConfig) -> Result<usize, String> {
     let float = float_checkpoint_path(run);
     if !float.exists() {
@@ -166,7 +233,7 @@ pub fn restart_qat(run: &Path, cfg: &TrainConfig) -> Result<usize, String> {
         return Err(format!("{} was trained with other float settings ({:?}): QAT cannot restart with these", float.display(), ck.config));
     }
     let k = (1..).find(|k| !run.join(format!("log.qat-attempt-{k}.tsv")).exists()).expect("a free attempt number");
-    for (name, ext) in [("checkpoint", "bin"), ("log", "tsv"), ("model", "cifhe")] {
+    for (name, ext) in [("checkpoint", "bin"), ("partial", "bin"), ("log", "tsv"), ("model", "cifhe")] {
         let (from, to) = (run.join(format!("{name}.{ext}")), run.join(format!("{name}.qat-attempt-{k}.{ext}")));
         if from.exists() {
             std::fs::rename(&from, &to).map_err(|e| format!("keeping {} as {}: {e}", from.display(), to.display()))?;
@@ -208,7 +275,11 @@ pub fn finished(run: &Path) -> Result<(TrainConfig, Trained), String> {
 /// into the convolutions, with the run's settings and log: what post-training quantization
 /// compiles, finished run or not.
 pub fn latest(run: &Path, device: &Device) -> Result<(TrainConfig, FloatNet, Vec<EpochLog>), String> {
-    let ck = load_run(run)?;
+    // An interrupted epoch's weights are the latest.
+    let ck = match load_partial(run)? {
+        Some((_, ck)) => ck,
+        None => load_run(run)?,
+    };
     let arch = Arch::by_name(&ck.config.arch, ck.config.classes, ck.config.width)?;
     let float = float_net(arch.clone(), ck.params);
     let net = if ck.norms.is_empty() {

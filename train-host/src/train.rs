@@ -5,7 +5,10 @@ use crate::augment::Transform;
 use crate::cifar::{Dataset, Kind, IMAGE_LEN};
 use crate::compile::{input_scale, QuantConfig};
 use crate::net::{self, Net, Probe, Quant, Rounding};
-use crate::run_folder::{append_log, checkpoint_path, float_net, keep_float_weights, load, resumable, save, Checkpoint, EpochLog, Trained};
+use crate::run_folder::{
+    append_log, checkpoint_path, float_net, keep_float_weights, load, load_partial, remove_partial, resumable, save, save_partial, Checkpoint, EpochLog,
+    EpochPosition, Trained,
+};
 use crate::widths::{act_codes, Widths};
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
@@ -16,7 +19,8 @@ use cifhe_core::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// What to train and how.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -245,9 +249,35 @@ fn lr_at(peak: f64, step: usize, total: usize) -> f64 {
     }
 }
 
+/// Set (by the command line's Ctrl-C handler) to stop training at the end of the current batch,
+/// saving where the epoch stands.
+pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
+
+/// How often an epoch in progress is saved (`partial.bin`), so that a run killed mid-epoch (a VGG11
+/// epoch takes half an hour to an hour here) loses minutes, not the epoch.
+pub const PARTIAL_EVERY: Duration = Duration::from_secs(600);
+
 /// Trains (or resumes) the run in `run` on `device`; `eval` holds the images whose accuracy is
 /// logged. The checkpoints do not depend on the device, so a run may resume on another backend.
+/// Stops on [`INTERRUPT`], saving the epoch in progress, which is also saved every
+/// [`PARTIAL_EVERY`]. A resumed epoch differs from an uninterrupted one only as any resume does:
+/// Adam's moments start again, and a QAT epoch's rounding widths are measured at the resume.
 pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, resume: bool, device: &Device) -> Result<Trained, String> {
+    train_until(cfg, train, eval, run, resume, device, &INTERRUPT, PARTIAL_EVERY)
+}
+
+/// [`train`], stopping when `stop` is set and saving the epoch in progress every `partial_every`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_until(
+    cfg: &TrainConfig,
+    train: &Dataset,
+    eval: &Dataset,
+    run: &Path,
+    resume: bool,
+    device: &Device,
+    stop: &AtomicBool,
+    partial_every: Duration,
+) -> Result<Trained, String> {
     if cfg.head_epochs > cfg.float_epochs {
         return Err(format!("{} classifier-only epochs do not fit in {} float epochs", cfg.head_epochs, cfg.float_epochs));
     }
@@ -262,7 +292,13 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
         let rounding = cfg.qat_rounding_bits.map(|bits| circuit_rounding(model, &arch, train, cfg, &exact, bits));
         exact.clone().with_rounding(rounding)
     };
-    let (model, mut done, mut log, mut scales) = match (resume, load(run)?) {
+    // An interrupted epoch, if any, is newer than the checkpoint and resumes where it stopped.
+    let (partial, saved) = match load_partial(run)? {
+        Some((position, ck)) => (Some(position), Some(ck)),
+        None => (None, load(run)?),
+    };
+    let mut position = partial.filter(|_| resume);
+    let (model, mut done, mut log, mut scales) = match (resume, saved) {
         (true, Some(ck)) => {
             if !resumable(&ck.config, cfg, ck.done) {
                 let hint = if resumable(&ck.config, cfg, ck.config.float_epochs) {
@@ -273,7 +309,11 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
                 return Err(format!("{} was made with other settings ({:?}); {hint}", checkpoint_path(run).display(), ck.config));
             }
             let float = float_net(arch.clone(), ck.params);
-            eprintln!("resuming after epoch {} of {}", ck.done, cfg.float_epochs + cfg.qat_epochs);
+            let total = cfg.float_epochs + cfg.qat_epochs;
+            match &position {
+                Some(p) => eprintln!("resuming epoch {} of {total} at batch {} of {}", ck.done + 1, p.batches + 1, train.len().div_ceil(cfg.batch)),
+                None => eprintln!("resuming after epoch {} of {total}", ck.done),
+            }
             let mut m = Net::from_float(&float, &device).set_scales(&ck.scales, &device);
             if !ck.norms.is_empty() {
                 m = m.with_norms(Some(&ck.norms), &device);
@@ -324,6 +364,10 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
         for i in (1..order.len()).rev() {
             order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
+        // Where the epoch starts: at its beginning, or where an interrupted run stopped (the
+        // batch order is drawn again; the augmentation stream continues from its saved state).
+        let at = position.take().unwrap_or(EpochPosition { batches: 0, loss_sum: 0.0, correct: 0, seen: 0, seconds: 0.0, rng: rng.clone() });
+        rng = at.rng;
         let bar = ProgressBar::new(steps as u64);
         bar.set_style(
             ProgressStyle::with_template(&format!("{phase} epoch {}/{epochs} [{{bar:30}}] {{pos}}/{{len}} batches, ETA {{eta}} {{msg}}", epoch + 1))
@@ -332,8 +376,10 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
         );
         let quant = qat.then(|| quant_of(&model));
         let start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
-        for (s, idx) in order.chunks(cfg.batch).enumerate() {
+        let (mut loss_sum, mut correct, mut seen) = (at.loss_sum, at.correct, at.seen);
+        let mut last_saved = Instant::now();
+        bar.set_position(at.batches as u64);
+        for (s, idx) in order.chunks(cfg.batch).enumerate().skip(at.batches) {
             let lr = lr_at(peak, epoch * steps + s, epochs * steps);
             let (x, y) = batch(train, idx, cfg, Some(&mut rng), &device);
             let (l, c);
@@ -349,9 +395,26 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
                 let eta = start.elapsed().as_secs_f64() * (steps - s - 1) as f64 / (s + 1) as f64;
                 eprintln!("{phase} epoch {}/{epochs}: {}/{steps} batches, {}, ETA {:.0} s", epoch + 1, s + 1, bar.message(), eta);
             }
+            let interrupted = stop.load(Ordering::Relaxed);
+            if s + 1 < steps && (interrupted || last_saved.elapsed() >= partial_every) {
+                let seconds = at.seconds + start.elapsed().as_secs_f64();
+                let position = EpochPosition { batches: s + 1, loss_sum, correct, seen, seconds, rng: rng.clone() };
+                let scales = if qat { model.scales() } else { scales.clone() };
+                save_partial(run, &position, &checkpoint(&model, &arch, cfg, done, scales, &log))?;
+                last_saved = Instant::now();
+                if interrupted {
+                    bar.abandon();
+                    return Err(format!(
+                        "interrupted in {phase} epoch {} at batch {} of {steps}; saved in {}: resume with --resume",
+                        epoch + 1,
+                        s + 1,
+                        run.display()
+                    ));
+                }
+            }
         }
         bar.finish_and_clear();
-        let seconds = start.elapsed().as_secs_f64();
+        let seconds = at.seconds + start.elapsed().as_secs_f64();
         if qat {
             scales = model.scales();
         }
@@ -377,10 +440,8 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
         append_log(run, &entry)?;
         log.push(entry);
         done += 1;
-        let float = model.to_float(&arch, (3, 32, 32));
-        let params = float.params.into_iter().map(|p| p.map(|p| (p.weight, p.bias))).collect();
-        let norms = model.norm_states();
-        save(run, &Checkpoint { config: cfg.clone(), done, params, scales: scales.clone(), norms, log: log.clone() })?;
+        save(run, &checkpoint(&model, &arch, cfg, done, scales.clone(), &log))?;
+        remove_partial(run)?;
         if done == cfg.float_epochs {
             keep_float_weights(run)?;
         }
@@ -391,6 +452,13 @@ pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, res
     let seconds = log.iter().map(|e| e.seconds).sum();
     let model = model.fold_norms(&arch, &device);
     Ok(Trained { net: model.to_float(&arch, (3, 32, 32)), scales, log, seconds })
+}
+
+/// The checkpoint of `model` after `done` epochs of `cfg`.
+fn checkpoint(model: &Net, arch: &Arch, cfg: &TrainConfig, done: usize, scales: Vec<f32>, log: &[EpochLog]) -> Checkpoint {
+    let float = model.to_float(arch, (3, 32, 32));
+    let params = float.params.into_iter().map(|p| p.map(|p| (p.weight, p.bias))).collect();
+    Checkpoint { config: cfg.clone(), done, params, scales, norms: model.norm_states(), log: log.to_vec() }
 }
 
 /// One optimisation step on a batch (of the classifier's parameters only if `head_only`): the
@@ -484,6 +552,46 @@ mod tests {
         assert_eq!(second.log[0], first.log[0], "the float epoch is not trained again");
         assert_ne!(second.scales, first.scales, "the QAT is");
         assert_eq!(load(&run).unwrap().unwrap().config, other);
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    #[test]
+    fn an_interrupted_epoch_resumes_where_it_stopped() {
+        let ds = noise_images(64, 4);
+        let cfg = TrainConfig { arch: "tiny".into(), float_epochs: 1, qat_epochs: 1, batch: 16, ..config() };
+        let run = std::env::temp_dir().join(format!("cifhe-interrupt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&run);
+        let device = Device::flex();
+        let stop = AtomicBool::new(true);
+        let resume = |fresh: bool| train_until(&cfg, &ds, &ds, &run, !fresh, &device, &stop, Duration::MAX);
+        // Stopped after the first of 4 batches: the epoch is saved where it stands.
+        let err = resume(true).unwrap_err();
+        assert!(err.contains("float epoch 1 at batch 1 of 4") && err.contains("--resume"), "{err}");
+        let (position, ck) = load_partial(&run).unwrap().expect("a partial epoch");
+        assert_eq!((position.batches, position.seen, ck.done), (1, 16, 0));
+        assert!(!checkpoint_path(&run).exists() && ck.log.is_empty());
+        assert!(resume(true).unwrap_err().contains("--resume"), "no fresh start over a partial epoch");
+        // Resumed and stopped again: one batch further, its sums carried on (a restart would
+        // stand at batch 1 again).
+        resume(false).unwrap_err();
+        let (position, _) = load_partial(&run).unwrap().expect("a partial epoch");
+        assert_eq!((position.batches, position.seen), (2, 32));
+        let float_partial = std::fs::read(run.join("partial.bin")).unwrap();
+        // Stopping is never at an epoch's last batch: the float epoch ends, then QAT stops after
+        // its first batch, saved with its learned scales.
+        resume(false).unwrap_err();
+        resume(false).unwrap_err();
+        let (position, ck) = load_partial(&run).unwrap().expect("a partial QAT epoch");
+        assert_eq!((position.batches, ck.done, ck.log.len()), (1, 1, 1));
+        assert!(!ck.scales.is_empty());
+        stop.store(false, Ordering::Relaxed);
+        let trained = resume(false).expect("the run finishes");
+        assert_eq!(trained.log.iter().map(|e| e.phase.as_str()).collect::<Vec<_>>(), ["float", "qat"]);
+        assert!(!run.join("partial.bin").exists(), "an ended epoch's partial file is removed");
+        // A partial file older than the checkpoint (left by an interruption between the two
+        // writes at an epoch's end) is ignored.
+        std::fs::write(run.join("partial.bin"), float_partial).unwrap();
+        assert!(load_partial(&run).unwrap().is_none());
         std::fs::remove_dir_all(&run).unwrap();
     }
 
