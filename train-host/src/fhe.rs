@@ -37,6 +37,11 @@ impl Input {
     pub fn test_image(data: &crate::cifar::Dataset, index: usize) -> Input {
         Input { name: format!("image {index}"), image: data.image(index).to_vec(), test: Some((index, data.labels[index] as usize)) }
     }
+
+    /// The picture at `path`, prepared for `model` as `classify FILE…` prepares it.
+    pub fn picture(path: &std::path::Path, model: &Model<'_>) -> Result<Input, String> {
+        Ok(Input { name: path.display().to_string(), image: crate::picture::load(path, model)?.planes, test: None })
+    }
 }
 
 /// One image's result.

@@ -584,11 +584,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 let ds = images.test_set(&m)?;
                 images.image.iter().map(|&i| train_host::fhe::Input::test_image(&ds, i)).collect()
             } else {
-                let picture = |f: &PathBuf| {
-                    let p = picture::load(f, &m)?;
-                    Ok(train_host::fhe::Input { name: f.display().to_string(), image: p.planes, test: None })
-                };
-                files.iter().map(picture).collect::<Result<Vec<_>, String>>()?
+                files.iter().map(|f| train_host::fhe::Input::picture(f, &m)).collect::<Result<Vec<_>, String>>()?
             };
             let cfg =
                 train_host::fhe::FheConfig { params, rounding_bits: rounding_bits.map_or(m.rounding_bits(), |r| r.0), p_error, noise_draws, progress: !json };

@@ -84,13 +84,13 @@ pub(crate) fn checkpoint_path(run: &Path) -> PathBuf {
 }
 
 pub(crate) fn save(run: &Path, ck: &Checkpoint) -> Result<(), String> {
-    write_atomically(run, &checkpoint_path(run), checkpoint_bytes(ck)?)
+    write_atomically(&checkpoint_path(run), checkpoint_bytes(ck)?)
 }
 
-/// Writes `bytes` to `path` through a temporary file in `run`, so that an interruption leaves the
-/// previous file whole.
-fn write_atomically(run: &Path, path: &Path, bytes: Vec<u8>) -> Result<(), String> {
-    let tmp = run.join("checkpoint.bin.tmp");
+/// Writes `bytes` to `path` (in the run folder) through a temporary file beside it, so that an
+/// interruption leaves the previous file whole.
+fn write_atomically(path: &Path, bytes: Vec<u8>) -> Result<(), String> {
+    let tmp = path.with_extension("bin.tmp");
     std::fs::write(&tmp, bytes).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("saving {}: {e}", path.display()))
 }
@@ -177,22 +177,27 @@ fn partial_path(run: &Path) -> PathBuf {
 pub(crate) fn save_partial(run: &Path, position: &EpochPosition, ck: &Checkpoint) -> Result<(), String> {
     let mut bytes = postcard::to_stdvec(position).map_err(|e| e.to_string())?;
     bytes.extend(checkpoint_bytes(ck)?);
-    write_atomically(run, &partial_path(run), bytes)
+    write_atomically(&partial_path(run), bytes)
 }
 
-/// The run's interrupted epoch, if it has one newer than its checkpoint (a partial file left from
-/// an epoch that did end, by an interruption between the two writes, is older and ignored).
-pub(crate) fn load_partial(run: &Path) -> Result<Option<(EpochPosition, Checkpoint)>, String> {
+/// The newest state saved of the run in `run`: its interrupted epoch with the epoch's position, if
+/// it has one newer than its checkpoint, else its checkpoint; `None` if the folder holds neither.
+/// (A partial file left from an epoch that did end, by an interruption between the two writes, is
+/// older than the checkpoint and ignored.)
+pub(crate) fn newest(run: &Path) -> Result<Option<(Checkpoint, Option<EpochPosition>)>, String> {
+    let ck = load(run)?;
     let path = partial_path(run);
     if !path.exists() {
-        return Ok(None);
+        return Ok(ck.map(|ck| (ck, None)));
     }
     let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let (position, rest) =
         postcard::take_from_bytes::<EpochPosition>(&bytes).map_err(|e| format!("{} is not a cifhe partial checkpoint: {e}", path.display()))?;
-    let ck = parse_checkpoint(rest, &path)?;
-    let done = load(run)?.map_or(0, |c| c.done);
-    Ok((ck.done >= done).then_some((position, ck)))
+    let partial = parse_checkpoint(rest, &path)?;
+    Ok(match ck {
+        Some(ck) if ck.done > partial.done => Some((ck, None)),
+        _ => Some((partial, Some(position))),
+    })
 }
 
 /// Removes the partial file once its epoch has ended.
@@ -248,7 +253,11 @@ pub fn restart_qat(run: &Path, cfg: &TrainConfig) -> Result<usize, String> {
 
 /// The checkpoint of the run in `run`, which must exist.
 fn load_run(run: &Path) -> Result<Checkpoint, String> {
-    load(run)?.ok_or_else(|| format!("{} holds no training run (no checkpoint.bin)", run.display()))
+    load(run)?.ok_or_else(|| no_run(run))
+}
+
+fn no_run(run: &Path) -> String {
+    format!("{} holds no training run (no checkpoint.bin)", run.display())
 }
 
 /// The finished run in `run` (every float and QAT epoch done), as `train` returned it, and its
@@ -276,10 +285,7 @@ pub fn finished(run: &Path) -> Result<(TrainConfig, Trained), String> {
 /// compiles, finished run or not.
 pub fn latest(run: &Path, device: &Device) -> Result<(TrainConfig, FloatNet, Vec<EpochLog>), String> {
     // An interrupted epoch's weights are the latest.
-    let ck = match load_partial(run)? {
-        Some((_, ck)) => ck,
-        None => load_run(run)?,
-    };
+    let (ck, _) = newest(run)?.ok_or_else(|| no_run(run))?;
     let arch = Arch::by_name(&ck.config.arch, ck.config.classes, ck.config.width)?;
     let float = float_net(arch.clone(), ck.params);
     let net = if ck.norms.is_empty() {

@@ -6,8 +6,7 @@ use crate::cifar::{Dataset, Kind, IMAGE_LEN};
 use crate::compile::{input_scale, QuantConfig};
 use crate::net::{self, Net, Probe, Quant, Rounding};
 use crate::run_folder::{
-    append_log, checkpoint_path, float_net, keep_float_weights, load, load_partial, remove_partial, resumable, save, save_partial, Checkpoint, EpochLog,
-    EpochPosition, Trained,
+    append_log, float_net, keep_float_weights, newest, remove_partial, resumable, save, save_partial, Checkpoint, EpochLog, EpochPosition, Trained,
 };
 use crate::widths::{act_codes, Widths};
 use burn::module::Module;
@@ -293,20 +292,15 @@ pub fn train_until(
         exact.clone().with_rounding(rounding)
     };
     // An interrupted epoch, if any, is newer than the checkpoint and resumes where it stopped.
-    let (partial, saved) = match load_partial(run)? {
-        Some((position, ck)) => (Some(position), Some(ck)),
-        None => (None, load(run)?),
-    };
-    let mut position = partial.filter(|_| resume);
-    let (model, mut done, mut log, mut scales) = match (resume, saved) {
-        (true, Some(ck)) => {
+    let (model, mut done, mut log, mut scales, mut position) = match (resume, newest(run)?) {
+        (true, Some((ck, position))) => {
             if !resumable(&ck.config, cfg, ck.done) {
                 let hint = if resumable(&ck.config, cfg, ck.config.float_epochs) {
                     "its QAT has started: pass --restart-qat to train QAT again from the float weights with these settings"
                 } else {
                     "use another --run-dir or the same settings"
                 };
-                return Err(format!("{} was made with other settings ({:?}); {hint}", checkpoint_path(run).display(), ck.config));
+                return Err(format!("the run in {} was made with other settings ({:?}); {hint}", run.display(), ck.config));
             }
             let float = float_net(arch.clone(), ck.params);
             let total = cfg.float_epochs + cfg.qat_epochs;
@@ -318,7 +312,7 @@ pub fn train_until(
             if !ck.norms.is_empty() {
                 m = m.with_norms(Some(&ck.norms), &device);
             }
-            (m, ck.done, ck.log, ck.scales)
+            (m, ck.done, ck.log, ck.scales, position)
         }
         (false, Some(_)) => {
             return Err(format!("{} already holds a run: pass --resume to continue it", run.display()));
@@ -330,7 +324,7 @@ pub fn train_until(
             };
             let m = Net::from_float(&start, &device);
             let m = if cfg.batch_norm { m.with_norms(None, &device) } else { m };
-            (m, 0, Vec::new(), Vec::new())
+            (m, 0, Vec::new(), Vec::new(), None)
         }
     };
     let mut model = model.with_conv_dtype(cfg.conv_dtype());
@@ -516,7 +510,7 @@ pub fn images_per_second(cfg: &TrainConfig, ds: &Dataset, steps: usize, device: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run_folder::restart_qat;
+    use crate::run_folder::{checkpoint_path, load, restart_qat};
 
     fn config() -> TrainConfig {
         TrainConfig { float_epochs: 4, qat_epochs: 0, qat_rounding_bits: None, ..TrainConfig::recipe(Kind::Cifar10) }
@@ -567,21 +561,25 @@ mod tests {
         // Stopped after the first of 4 batches: the epoch is saved where it stands.
         let err = resume(true).unwrap_err();
         assert!(err.contains("float epoch 1 at batch 1 of 4") && err.contains("--resume"), "{err}");
-        let (position, ck) = load_partial(&run).unwrap().expect("a partial epoch");
+        let partial = |run: &Path| match newest(run).unwrap() {
+            Some((ck, Some(position))) => (position, ck),
+            _ => panic!("no partial epoch in {}", run.display()),
+        };
+        let (position, ck) = partial(&run);
         assert_eq!((position.batches, position.seen, ck.done), (1, 16, 0));
         assert!(!checkpoint_path(&run).exists() && ck.log.is_empty());
         assert!(resume(true).unwrap_err().contains("--resume"), "no fresh start over a partial epoch");
         // Resumed and stopped again: one batch further, its sums carried on (a restart would
         // stand at batch 1 again).
         resume(false).unwrap_err();
-        let (position, _) = load_partial(&run).unwrap().expect("a partial epoch");
+        let (position, _) = partial(&run);
         assert_eq!((position.batches, position.seen), (2, 32));
         let float_partial = std::fs::read(run.join("partial.bin")).unwrap();
         // Stopping is never at an epoch's last batch: the float epoch ends, then QAT stops after
         // its first batch, saved with its learned scales.
         resume(false).unwrap_err();
         resume(false).unwrap_err();
-        let (position, ck) = load_partial(&run).unwrap().expect("a partial QAT epoch");
+        let (position, ck) = partial(&run);
         assert_eq!((position.batches, ck.done, ck.log.len()), (1, 1, 1));
         assert!(!ck.scales.is_empty());
         stop.store(false, Ordering::Relaxed);
@@ -591,7 +589,7 @@ mod tests {
         // A partial file older than the checkpoint (left by an interruption between the two
         // writes at an epoch's end) is ignored.
         std::fs::write(run.join("partial.bin"), float_partial).unwrap();
-        assert!(load_partial(&run).unwrap().is_none());
+        assert!(matches!(newest(&run).unwrap(), Some((ck, None)) if ck.done == 2));
         std::fs::remove_dir_all(&run).unwrap();
     }
 

@@ -137,8 +137,6 @@ fn fhe_noise_measures_a_cropped_prefix_on_real_ciphertexts() {
     assert!(!ok && err.contains("fewer than the 9"), "{err}");
 }
 
-/// `fhe` on the demo model, end to end under real TFHE: the decrypted class is one the simulator
-/// gives under the plan's noise (the errors TFHE's own noise follows), whose draws are all counted.
 /// `fhe --json` on test image 1 and on a picture made of it (three times its size): each decrypts
 /// a class its noisy simulator gives, and the picture, being the same image once prepared, has the
 /// same noise draws.
@@ -266,14 +264,14 @@ fn report_writes_the_table_and_both_plots() {
 /// the loader does not read, is 0.)
 #[test]
 fn cifar100_trains_compiles_reports_and_classifies_on_a_stand_in_training_file() {
-    use train_host::cifar::{load, Kind, Split, IMAGE_LEN};
+    use train_host::cifar::{load, Kind, Split};
     let dir = std::env::temp_dir().join(format!("cifhe-cifar100-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let folder = dir.join("data").join("cifar-100-binary");
     std::fs::create_dir_all(&folder).unwrap();
     let official = load(&train_host::paths::default_data(), Kind::Cifar100, Split::Test).expect("the CIFAR-100 test set");
     let records = |range: std::ops::Range<usize>| -> Vec<u8> {
-        range.flat_map(|i| [0, official.labels[i] as u8].into_iter().chain(official.images[i * IMAGE_LEN..(i + 1) * IMAGE_LEN].iter().copied())).collect()
+        range.flat_map(|i| [0, official.labels[i] as u8].into_iter().chain(official.image(i).iter().copied())).collect()
     };
     std::fs::write(folder.join("test.bin"), records(5000..10000)).unwrap();
     std::fs::write(folder.join("fine_label_names.txt"), official.names.join("\n") + "\n").unwrap();
