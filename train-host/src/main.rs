@@ -288,7 +288,8 @@ enum Command {
         /// Test images whose accuracy is logged each epoch and reported at the end.
         #[arg(long, default_value_t = 10_000)]
         eval_images: usize,
-        /// Continue the run in --run-dir.
+        /// Continue the run in --run-dir where it stopped, as if it never had: same weights,
+        /// optimizer state and batches.
         #[arg(long)]
         resume: bool,
         /// Train the QAT phase of the run in --run-dir again, from its float weights (e.g. with

@@ -10,7 +10,7 @@
 use crate::arch::{shapes, Arch, FloatNet, Layer, Params};
 use crate::widths::{act_codes, weight_qmax, Widths};
 use burn::module::RunningState;
-use burn::module::{Module, Param, ParamId};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::module::{avg_pool2d, conv2d};
@@ -203,9 +203,14 @@ impl Net {
         Net { norms, ..self }
     }
 
-    /// The batch normalisations' state (empty without them).
+    /// The batch normalisations' state (empty without them). Its running statistics are synced
+    /// first: burn's `RunningState::value` leaves the last batch's update aside until then, and a
+    /// checkpoint within an epoch must hold every batch seen.
     pub fn norm_states(&self) -> Vec<NormState> {
-        self.norms.iter().map(|bn| [to_vec(bn.gamma.val()), to_vec(bn.beta.val()), to_vec(bn.running_mean.value()), to_vec(bn.running_var.value())]).collect()
+        self.norms
+            .iter()
+            .map(|bn| [to_vec(bn.gamma.val()), to_vec(bn.beta.val()), to_vec(bn.running_mean.value_sync()), to_vec(bn.running_var.value_sync())])
+            .collect()
     }
 
     /// Folds each batch normalisation (running statistics) into its convolution:
@@ -267,9 +272,34 @@ impl Net {
 
     /// Sets the scales (QAT starts from calibrated ones).
     pub fn set_scales(self, scales: &[f32], device: &Device) -> Net {
-        let logs: Vec<f32> = scales.iter().map(|s| s.max(1e-8).ln()).collect();
+        self.set_log_scales(scales.iter().map(|s| s.max(1e-8).ln()).collect(), device)
+    }
+
+    /// The natural logs of the scales, as learned: what a checkpoint keeps to resume exactly
+    /// (the scales' logarithms do not give them back to the bit).
+    pub fn log_scales(&self) -> Vec<f32> {
+        to_vec(self.log_scales.val())
+    }
+
+    /// Sets the scales by their natural logs.
+    pub fn set_log_scales(self, logs: Vec<f32>, device: &Device) -> Net {
         let n = logs.len();
         Net { log_scales: Param::from_tensor(Tensor::from_data(TensorData::new(logs, [n]), device)), ..self }
+    }
+
+    /// The same network with its parameters numbered 0, 1, … in order. The optimizer keys its
+    /// state by parameter id: numbered alike, a network rebuilt from a checkpoint takes back the
+    /// optimizer state saved with it.
+    pub fn numbered(self) -> Net {
+        struct Numbering(u64);
+        impl ModuleMapper for Numbering {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let (_, value, mapper) = param.consume();
+                self.0 += 1;
+                Param::from_mapped_value(ParamId::from(self.0 - 1), value, mapper)
+            }
+        }
+        self.map(&mut Numbering(0))
     }
 
     /// Logits of a batch `[n, 3, h, w]` of normalised images. With `quant`, the forward pass of

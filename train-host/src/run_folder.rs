@@ -1,4 +1,5 @@
-//! A training run's folder: `checkpoint.bin` (weights, learned scales, position, log; written
+//! A training run's folder: `checkpoint.bin` (weights, learned scales, optimizer state,
+//! position, log; written
 //! atomically after every epoch, and readable by every later version of the tool), `partial.bin`
 //! (the same within an epoch, with the epoch's position: written every few minutes and on Ctrl-C,
 //! removed when the epoch ends), `float.bin` (the checkpoint as the float phase ended, for another
@@ -44,6 +45,9 @@ pub(crate) struct Checkpoint {
     /// Batch normalisations, while training in float with them.
     pub(crate) norms: Vec<net::NormState>,
     pub(crate) log: Vec<EpochLog>,
+    /// What resuming needs beyond the weights. Written after the later settings.
+    #[serde(skip)]
+    pub(crate) trainer: TrainerState,
 }
 
 /// Settings added to [`TrainConfig`] after the first checkpoints were written. Postcard is not
@@ -64,6 +68,26 @@ struct LaterSettings2 {
     weight_bits: Vec<u32>,
     act_bits: Vec<u32>,
     rotation_degrees: f32,
+}
+
+/// What a resume needs beyond the weights to go on exactly as the uninterrupted run would have
+/// (the same weights to the bit, on a deterministic backend). Written after [`LaterSettings2`]
+/// since 2026-12-01; older files resume with a fresh optimizer and re-measured rounding widths,
+/// as every resume did then.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct TrainerState {
+    /// The phase the optimizer state belongs to (`head`, `float`, `qat`; empty: none). Each phase
+    /// starts with a fresh optimizer, so a resume takes this one only to continue its phase.
+    pub(crate) phase: String,
+    /// Adam's moments and step counts: burn's optimizer record as burnpack bytes, keyed by the
+    /// parameters' positions ([`Net::numbered`]).
+    pub(crate) optimizer: Vec<u8>,
+    /// The natural logs of the lookup sites' scales as learned (the checkpoint's `scales` are
+    /// their exponentials).
+    pub(crate) log_scales: Vec<f32>,
+    /// In the partial file of a QAT epoch with rounding: the accumulator widths measured at the
+    /// epoch's start, which the whole epoch rounds to (empty otherwise).
+    pub(crate) acc_bits: Vec<u32>,
 }
 
 /// The result of a finished run.
@@ -104,6 +128,7 @@ fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     let mut bytes = postcard::to_stdvec(ck).map_err(|e| e.to_string())?;
     bytes.extend(postcard::to_stdvec(&later).map_err(|e| e.to_string())?);
     bytes.extend(postcard::to_stdvec(&later2).map_err(|e| e.to_string())?);
+    bytes.extend(postcard::to_stdvec(&ck.trainer).map_err(|e| e.to_string())?);
     Ok(bytes)
 }
 
@@ -138,7 +163,8 @@ fn parse_checkpoint(bytes: &[u8], path: &Path) -> Result<Checkpoint, String> {
     let (later, rest) = then::<LaterSettings>(rest).map_err(invalid)?;
     // Files that end before the second additions predate unsigned codes.
     let signed_era = rest.is_empty();
-    let (later2, _) = then::<LaterSettings2>(rest).map_err(invalid)?;
+    let (later2, rest) = then::<LaterSettings2>(rest).map_err(invalid)?;
+    (ck.trainer, _) = then::<TrainerState>(rest).map_err(invalid)?;
     let c = &mut ck.config;
     c.per_channel_weights = later.per_channel_weights;
     c.head_epochs = later.head_epochs;
@@ -364,17 +390,20 @@ mod tests {
     fn checkpoints_keep_later_settings_and_older_files_still_load() {
         let run = std::env::temp_dir().join(format!("cifhe-ckpt-{}", std::process::id()));
         std::fs::create_dir_all(&run).unwrap();
-        let ck = |config| Checkpoint { config, done: 1, params: vec![None], scales: vec![0.5], norms: vec![], log: vec![] };
+        let ck = |config| Checkpoint { config, done: 1, params: vec![None], scales: vec![0.5], norms: vec![], log: vec![], trainer: TrainerState::default() };
         let per_layer = TrainConfig { weight_bits: "8,5,5,8".parse().unwrap(), act_bits: "8,6,6,6,6,6,6".parse().unwrap(), ..config() };
         let per_channel = TrainConfig { per_channel_weights: true, head_epochs: 2, rotation_degrees: 7.5, ..per_layer };
-        save(&run, &ck(per_channel.clone())).unwrap();
-        assert_eq!(load(&run).unwrap().unwrap().config, per_channel);
+        let trainer = TrainerState { phase: "qat".into(), optimizer: vec![1, 2, 3], log_scales: vec![-0.5], acc_bits: vec![12, 14] };
+        save(&run, &Checkpoint { trainer: trainer.clone(), ..ck(per_channel.clone()) }).unwrap();
+        let saved = load(&run).unwrap().unwrap();
+        assert_eq!((saved.config, saved.trainer), (per_channel.clone(), trainer));
         // A checkpoint as the first runs wrote it: no later settings after it; its widths are
         // the first entries, uniform, and its activation codes all spent a sign bit: 8 bits
         // then meant 7 unsigned bits after each ReLU.
         let first = postcard::to_stdvec(&ck(per_channel.clone())).unwrap();
         std::fs::write(checkpoint_path(&run), &first).unwrap();
         let old = load(&run).unwrap().unwrap();
+        assert_eq!(old.trainer, TrainerState::default(), "resumed with a fresh optimizer");
         let uniform_8 = TrainConfig { weight_bits: Widths::uniform(8), act_bits: "8,7,7,7,7,7,7".parse().unwrap(), ..config() };
         assert_eq!((old.config, old.done, old.scales), (uniform_8.clone(), 1, vec![0.5]));
         // One written before per-layer widths: the settings after it stop early.

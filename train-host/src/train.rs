@@ -7,12 +7,13 @@ use crate::compile::{input_scale, QuantConfig};
 use crate::net::{self, Net, Probe, Quant, Rounding};
 use crate::run_folder::{
     append_log, float_net, keep_float_weights, newest, remove_partial, resumable, save, save_partial, Checkpoint, EpochLog, EpochPosition, Trained,
+    TrainerState,
 };
 use crate::widths::{act_codes, Widths};
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 use cifhe_core::analysis::signed_bits;
 use cifhe_core::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -259,8 +260,9 @@ pub const PARTIAL_EVERY: Duration = Duration::from_secs(600);
 /// Trains (or resumes) the run in `run` on `device`; `eval` holds the images whose accuracy is
 /// logged. The checkpoints do not depend on the device, so a run may resume on another backend.
 /// Stops on [`INTERRUPT`], saving the epoch in progress, which is also saved every
-/// [`PARTIAL_EVERY`]. A resumed epoch differs from an uninterrupted one only as any resume does:
-/// Adam's moments start again, and a QAT epoch's rounding widths are measured at the resume.
+/// [`PARTIAL_EVERY`]. A resumed run goes on as if never stopped: the checkpoints hold Adam's
+/// state, the scales as learned and a QAT epoch's rounding widths (older checkpoints lack them:
+/// their resume restarts Adam's moments and measures the widths again).
 pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, resume: bool, device: &Device) -> Result<Trained, String> {
     train_until(cfg, train, eval, run, resume, device, &INTERRUPT, PARTIAL_EVERY)
 }
@@ -292,7 +294,7 @@ pub fn train_until(
         exact.clone().with_rounding(rounding)
     };
     // An interrupted epoch, if any, is newer than the checkpoint and resumes where it stopped.
-    let (model, mut done, mut log, mut scales, mut position) = match (resume, newest(run)?) {
+    let (model, mut done, mut log, mut scales, mut position, resumed) = match (resume, newest(run)?) {
         (true, Some((ck, position))) => {
             if !resumable(&ck.config, cfg, ck.done) {
                 let hint = if resumable(&ck.config, cfg, ck.config.float_epochs) {
@@ -308,11 +310,15 @@ pub fn train_until(
                 Some(p) => eprintln!("resuming epoch {} of {total} at batch {} of {}", ck.done + 1, p.batches + 1, train.len().div_ceil(cfg.batch)),
                 None => eprintln!("resuming after epoch {} of {total}", ck.done),
             }
-            let mut m = Net::from_float(&float, &device).set_scales(&ck.scales, &device);
+            let m = Net::from_float(&float, &device);
+            let mut m = match ck.trainer.log_scales.is_empty() {
+                true => m.set_scales(&ck.scales, &device),
+                false => m.set_log_scales(ck.trainer.log_scales.clone(), &device),
+            };
             if !ck.norms.is_empty() {
                 m = m.with_norms(Some(&ck.norms), &device);
             }
-            (m, ck.done, ck.log, ck.scales, position)
+            (m, ck.done, ck.log, ck.scales, position, ck.trainer)
         }
         (false, Some(_)) => {
             return Err(format!("{} already holds a run: pass --resume to continue it", run.display()));
@@ -324,7 +330,7 @@ pub fn train_until(
             };
             let m = Net::from_float(&start, &device);
             let m = if cfg.batch_norm { m.with_norms(None, &device) } else { m };
-            (m, 0, Vec::new(), Vec::new(), None)
+            (m, 0, Vec::new(), Vec::new(), None, TrainerState::default())
         }
     };
     let mut model = model.with_conv_dtype(cfg.conv_dtype());
@@ -333,6 +339,9 @@ pub fn train_until(
     let steps = train.len().div_ceil(cfg.batch);
     let mut optim = AdamConfig::new().init();
     let mut phase_of_optim = None;
+    // What a resumed run saved of its optimizer (for its phase) and of its epoch's rounding.
+    let TrainerState { phase: saved_phase, optimizer: saved_optimizer, acc_bits: mut saved_widths, .. } = resumed;
+    let mut saved_optimizer = (!saved_optimizer.is_empty()).then_some((saved_phase, saved_optimizer));
     while done < total {
         let qat = done >= cfg.float_epochs;
         let head_only = done < cfg.head_epochs;
@@ -349,8 +358,12 @@ pub fn train_until(
             ("float", done - cfg.head_epochs, cfg.float_epochs - cfg.head_epochs, cfg.lr)
         };
         if phase_of_optim != Some(phase) {
-            // A fresh optimizer per phase (and after a resume: Adam's moments re-warm within a few steps).
+            // A fresh optimizer per phase, or, resuming within a phase, the one saved in it.
+            model = model.numbered();
             optim = AdamConfig::new().init();
+            if let Some((_, bytes)) = saved_optimizer.take().filter(|(saved, _)| saved == phase) {
+                optim = optim.from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| format!("{}: optimizer state: {e}", run.display()))?;
+            }
             phase_of_optim = Some(phase);
         }
         let mut rng = Rng::new(cfg.seed, 1000 + done as u64);
@@ -368,7 +381,11 @@ pub fn train_until(
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        let quant = qat.then(|| quant_of(&model));
+        // The epoch's rounding: measured at its start, or as measured then if it is resumed.
+        let quant = qat.then(|| match (cfg.qat_rounding_bits, std::mem::take(&mut saved_widths)) {
+            (Some(bits), acc_bits) if !acc_bits.is_empty() => exact.clone().with_rounding(Some(Rounding { bits, acc_bits })),
+            _ => quant_of(&model),
+        });
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (at.loss_sum, at.correct, at.seen);
         let mut last_saved = Instant::now();
@@ -394,7 +411,9 @@ pub fn train_until(
                 let seconds = at.seconds + start.elapsed().as_secs_f64();
                 let position = EpochPosition { batches: s + 1, loss_sum, correct, seen, seconds, rng: rng.clone() };
                 let scales = if qat { model.scales() } else { scales.clone() };
-                save_partial(run, &position, &checkpoint(&model, &arch, cfg, done, scales, &log))?;
+                let acc_bits = quant.as_ref().and_then(|q| q.rounding.as_ref()).map_or(Vec::new(), |r| r.acc_bits.clone());
+                let trainer = trainer_state(&model, &optim, phase, acc_bits)?;
+                save_partial(run, &position, &checkpoint(&model, &arch, cfg, done, scales, &log, trainer))?;
                 last_saved = Instant::now();
                 if interrupted {
                     bar.abandon();
@@ -434,7 +453,7 @@ pub fn train_until(
         append_log(run, &entry)?;
         log.push(entry);
         done += 1;
-        save(run, &checkpoint(&model, &arch, cfg, done, scales.clone(), &log))?;
+        save(run, &checkpoint(&model, &arch, cfg, done, scales.clone(), &log, trainer_state(&model, &optim, phase, Vec::new())?))?;
         remove_partial(run)?;
         if done == cfg.float_epochs {
             keep_float_weights(run)?;
@@ -449,10 +468,17 @@ pub fn train_until(
 }
 
 /// The checkpoint of `model` after `done` epochs of `cfg`.
-fn checkpoint(model: &Net, arch: &Arch, cfg: &TrainConfig, done: usize, scales: Vec<f32>, log: &[EpochLog]) -> Checkpoint {
+fn checkpoint(model: &Net, arch: &Arch, cfg: &TrainConfig, done: usize, scales: Vec<f32>, log: &[EpochLog], trainer: TrainerState) -> Checkpoint {
     let float = model.to_float(arch, (3, 32, 32));
     let params = float.params.into_iter().map(|p| p.map(|p| (p.weight, p.bias))).collect();
-    Checkpoint { config: cfg.clone(), done, params, scales, norms: model.norm_states(), log: log.to_vec() }
+    Checkpoint { config: cfg.clone(), done, params, scales, norms: model.norm_states(), log: log.to_vec(), trainer }
+}
+
+/// What resuming `model` in `phase` needs beyond its weights: `optim`'s state, the scales as
+/// learned, and the rounding widths `acc_bits` of an epoch in progress.
+fn trainer_state(model: &Net, optim: &ModuleOptimizer, phase: &str, acc_bits: Vec<u32>) -> Result<TrainerState, String> {
+    let optimizer = optim.into_bytes().map_err(|e| format!("saving the optimizer state: {e}"))?;
+    Ok(TrainerState { phase: phase.into(), optimizer: optimizer.to_vec(), log_scales: model.log_scales(), acc_bits })
 }
 
 /// One optimisation step on a batch (of the classifier's parameters only if `head_only`): the
@@ -591,6 +617,53 @@ mod tests {
         std::fs::write(run.join("partial.bin"), float_partial).unwrap();
         assert!(matches!(newest(&run).unwrap(), Some((ck, None)) if ck.done == 2));
         std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    #[test]
+    fn a_run_stopped_after_every_batch_ends_as_an_uninterrupted_one() {
+        let ds = noise_images(64, 6);
+        let cfg = TrainConfig {
+            arch: "tiny".into(),
+            float_epochs: 2,
+            qat_epochs: 2,
+            batch: 16,
+            batch_norm: true,
+            qat_rounding_bits: Some(5),
+            qat_lr: 0.05,
+            ..config()
+        };
+        let dir = |name: &str| std::env::temp_dir().join(format!("cifhe-exact-{name}-{}", std::process::id()));
+        let (whole, stopped) = (dir("whole"), dir("stopped"));
+        for run in [&whole, &stopped] {
+            let _ = std::fs::remove_dir_all(run);
+        }
+        let device = Device::flex();
+        let uninterrupted = train(&cfg, &ds, &ds, &whole, false, &device).unwrap();
+        // Stopped after every batch but an epoch's last, and resumed. In the second epoch of each
+        // phase, the first stop's partial file is also thrown away once, so that the run resumes
+        // from the checkpoint of the epoch before, optimizer state and all.
+        let stop = AtomicBool::new(true);
+        let (mut stops, mut dropped) = (0, Vec::new());
+        let resumed = loop {
+            match train_until(&cfg, &ds, &ds, &stopped, stops > 0, &device, &stop, Duration::MAX) {
+                Ok(trained) => break trained,
+                Err(e) => assert!(e.contains("--resume"), "{e}"),
+            }
+            stops += 1;
+            let Some((ck, Some(position))) = newest(&stopped).unwrap() else { panic!("no partial epoch") };
+            if [1, 3].contains(&ck.done) && position.batches == 1 && !dropped.contains(&ck.done) {
+                dropped.push(ck.done);
+                remove_partial(&stopped).unwrap();
+            }
+        };
+        assert_eq!((stops, dropped), (4 * 3 + 2, vec![1, 3]), "3 stops in each epoch of 4 batches, 2 of them again");
+        let figures = |t: &Trained| t.log.iter().map(|e| (e.loss, e.train_accuracy, e.eval_accuracy)).collect::<Vec<_>>();
+        assert_eq!(figures(&resumed), figures(&uninterrupted));
+        assert_eq!(resumed.scales, uninterrupted.scales);
+        assert!(resumed.net.params == uninterrupted.net.params, "the same weights to the bit");
+        for run in [&whole, &stopped] {
+            std::fs::remove_dir_all(run).unwrap();
+        }
     }
 
     #[test]
