@@ -22,5 +22,6 @@ pub mod plot;
 pub mod report;
 pub mod run_folder;
 pub mod serve;
+pub mod stop;
 pub mod train;
 pub mod widths;

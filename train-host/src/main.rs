@@ -8,7 +8,7 @@ use train_host::arch::{Arch, FloatNet};
 use train_host::backend::Backend;
 use train_host::cifar::{self, Kind, Split};
 use train_host::widths::Widths;
-use train_host::{bench, bench_fhe, compile, compile_run, eval, inspect, model_file, paths, picture, report, run_folder, train};
+use train_host::{bench, bench_fhe, compile, compile_run, eval, inspect, model_file, paths, picture, report, run_folder, stop, train};
 
 #[derive(Parser)]
 #[command(name = "train-host", version, about = "cifhe: encrypted CIFAR classification — host tool")]
@@ -740,16 +740,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 let k = run_folder::restart_qat(&run_dir, &cfg)?;
                 eprintln!("restarting QAT from the float weights; the previous attempt is kept as *.qat-attempt-{k}.*");
             }
-            // Ctrl-C stops at the end of the batch, saving the epoch in progress; a second one
-            // stops at once.
-            ctrlc::set_handler(|| {
-                if train::INTERRUPT.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    std::process::exit(130);
-                }
-                eprintln!("\ninterrupted: saving the epoch in progress after this batch (Ctrl-C again to quit without saving)");
-            })
-            .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
-            let t = train::train(&cfg, &train_set, &test, &run_dir, resume || restart_qat, &device)?;
+            let stop = stop::on_signals()?;
+            let t = train::train_until(&cfg, &train_set, &test, &run_dir, resume || restart_qat, &device, &stop, train::PARTIAL_EVERY)?;
+            // Training is saved: from here on, Ctrl-C or SIGTERM quits at once.
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
             compile_run::finished(&cfg, &t, &train_set, &test, limit, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
         }
         Command::Compile {

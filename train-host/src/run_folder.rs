@@ -1,10 +1,10 @@
 //! A training run's folder: `checkpoint.bin` (weights, learned scales, optimizer state, position,
 //! log; written atomically after every epoch, and readable by every later version of the tool),
 //! `partial.bin` (the same within an epoch, with the epoch's position: written every few minutes
-//! and on Ctrl-C, removed when the epoch ends), `float.bin` (the checkpoint as the float phase
-//! ended, for another QAT), `log.tsv` (one line per epoch) and, at the end, `model.cifhe`; and what
-//! can be done with a run as a whole: check that it may resume with given settings, restart its
-//! QAT, take its finished or latest network.
+//! and on Ctrl-C or SIGTERM, removed when the epoch ends), `float.bin` (the checkpoint as the float
+//! phase ended, for another QAT), `log.tsv` (one line per epoch) and, at the end, `model.cifhe`; and
+//! what can be done with a run as a whole: check that it may resume with given settings, restart
+//! its QAT, take its finished or latest network.
 use crate::arch::{Arch, FloatNet, Params};
 use crate::net::{self, Net};
 use crate::train::TrainConfig;

@@ -249,25 +249,23 @@ fn lr_at(peak: f64, step: usize, total: usize) -> f64 {
     }
 }
 
-/// Set (by the command line's Ctrl-C handler) to stop training at the end of the current batch,
-/// saving where the epoch stands.
-pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
-
 /// How often an epoch in progress is saved (`partial.bin`), so that a run killed mid-epoch (a VGG11
 /// epoch takes half an hour to an hour here) loses minutes, not the epoch.
 pub const PARTIAL_EVERY: Duration = Duration::from_secs(600);
 
 /// Trains (or resumes) the run in `run` on `device`; `eval` holds the images whose accuracy is
 /// logged. The checkpoints do not depend on the device, so a run may resume on another backend.
-/// Stops on [`INTERRUPT`], saving the epoch in progress, which is also saved every
-/// [`PARTIAL_EVERY`]. A resumed run goes on as if never stopped: the checkpoints hold Adam's
-/// state, the scales as learned and a QAT epoch's rounding widths (older checkpoints lack them:
-/// their resume restarts Adam's moments and measures the widths again).
+/// A resumed run goes on as if never stopped: the checkpoints hold Adam's state, the scales as
+/// learned and a QAT epoch's rounding widths (older checkpoints lack them: their resume restarts
+/// Adam's moments and measures the widths again). The epoch in progress is saved every
+/// [`PARTIAL_EVERY`].
 pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, resume: bool, device: &Device) -> Result<Trained, String> {
-    train_until(cfg, train, eval, run, resume, device, &INTERRUPT, PARTIAL_EVERY)
+    train_until(cfg, train, eval, run, resume, device, &AtomicBool::new(false), PARTIAL_EVERY)
 }
 
-/// [`train`], stopping when `stop` is set and saving the epoch in progress every `partial_every`.
+/// [`train`], stopping at the end of the batch when `stop` is set (by Ctrl-C or SIGTERM:
+/// [`crate::stop::on_signals`]) and saving the epoch in progress, which is also saved every
+/// `partial_every`.
 #[allow(clippy::too_many_arguments)]
 pub fn train_until(
     cfg: &TrainConfig,

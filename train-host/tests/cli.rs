@@ -232,6 +232,70 @@ fn compile_recompiles_a_finished_run_and_refuses_an_unfinished_one() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A run stopped mid-epoch by SIGTERM (`kill`, `timeout`, a service manager) or Ctrl-C saves where
+/// it stands, and resumed, ends with the model file of the run that was never stopped, byte for
+/// byte.
+#[cfg(unix)]
+#[test]
+fn a_run_stopped_by_sigterm_and_ctrl_c_resumes_to_the_uninterrupted_model() {
+    let dir = std::env::temp_dir().join(format!("cifhe-signals-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = train_host::paths::default_data();
+    let (whole, stopped) = (dir.join("whole"), dir.join("stopped"));
+    let args = |run: &std::path::Path, resume: bool| {
+        let mut args = ["train", "--arch", "tiny", "--float-epochs", "1", "--qat-epochs", "1", "--batch-norm", "--limit", "10000", "--eval-images", "500"]
+            .map(String::from)
+            .to_vec();
+        args.extend(["--data".into(), data.display().to_string(), "--run-dir".into(), run.display().to_string()]);
+        if resume {
+            args.push("--resume".into());
+        }
+        args
+    };
+    let (ok, _, err) = train_host(&args(&whole, false).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    // Without a terminal, training reports every tenth of an epoch: the signal comes after the first.
+    let (ok, err) = signalled_at(&args(&stopped, false), "float epoch 1/1: ", "-TERM");
+    assert!(!ok && err.contains("interrupted in float epoch 1 at batch") && err.contains("--resume"), "{err}");
+    assert!(stopped.join("partial.bin").exists());
+    let (ok, err) = signalled_at(&args(&stopped, true), "qat epoch 1/1: ", "-INT");
+    assert!(!ok && err.contains("resuming epoch 1 of 2 at batch") && err.contains("interrupted in qat epoch 1 at batch"), "{err}");
+    let (ok, _, err) = train_host(&args(&stopped, true).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok && err.contains("resuming epoch 2 of 2 at batch"), "{err}");
+    let model = |run: &std::path::Path| std::fs::read(run.join("model.cifhe")).expect("a compiled model");
+    assert!(model(&stopped) == model(&whole), "the resumed run's model must be the uninterrupted run's");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs train-host with `args`, sends it `signal` (an option of `kill`) once its stderr shows a
+/// line holding `mark`, and returns whether it succeeded and its stderr.
+#[cfg(unix)]
+fn signalled_at(args: &[String], mark: &str, signal: &str) -> (bool, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_train-host"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+    let mut err = String::new();
+    for line in &mut lines {
+        let line = line.expect("text");
+        err += &line;
+        err.push('\n');
+        if line.contains(mark) {
+            assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill runs").success());
+            break;
+        }
+    }
+    for line in lines {
+        err += &line.expect("text");
+        err.push('\n');
+    }
+    (child.wait().expect("ends").success(), err)
+}
+
 #[test]
 fn report_writes_the_table_and_both_plots() {
     let dir = std::env::temp_dir().join(format!("cifhe-report-{}", std::process::id()));
