@@ -24,44 +24,24 @@ pub fn finished(
     out: Option<&Path>,
     device: &Device,
 ) -> Result<(), String> {
-    let train::TrainConfig {
-        arch,
-        width,
-        float_epochs,
-        qat_epochs,
-        head_epochs,
-        batch,
-        lr,
-        qat_lr,
-        seed,
-        batch_norm,
-        weight_bits,
-        act_bits,
-        per_channel_weights,
-        rotation_degrees,
-        ..
-    } = cfg;
     let ds_name = train_set.kind.arg();
-    let name = format!("{arch}-{ds_name}");
+    let name = format!("{}-{ds_name}", cfg.arch);
+    let threads = rayon::current_num_threads();
     let desc = format!(
-        "{arch} (width {width}) trained on {} {ds_name} training images: {float_epochs} float + {qat_epochs} QAT epochs, \
-         {} weights (one scale per {}), {} activations, {:.2} CPU-hours on {} threads; by `train-host \
-         train --arch {arch} --width {width} --dataset {ds_name} --float-epochs {float_epochs} --qat-epochs {qat_epochs} --batch {batch} \
-         --lr {lr} --qat-lr {qat_lr} --weight-bits {weight_bits} --act-bits {act_bits} --qat-rounding-bits {} --rounding-bits {} \
-         --seed {seed}{}{}{}{}{}`.",
+        "{} (width {}) trained on {} {ds_name} training images: {} float + {} QAT epochs, {} weights (one scale per {}), {} activations, \
+         {:.2} CPU-hours on {threads} threads; by `train-host train {} --rounding-bits {}{}`.",
+        cfg.arch,
+        cfg.width,
         train_set.len(),
-        weight_bits.describe(),
-        scale_granularity(*per_channel_weights),
-        act_bits.describe(),
-        t.seconds * rayon::current_num_threads() as f64 / 3600.0,
-        rayon::current_num_threads(),
-        cfg.qat_rounding_bits.map_or("none".into(), |b| b.to_string()),
+        cfg.float_epochs,
+        cfg.qat_epochs,
+        cfg.weight_bits.describe(),
+        scale_granularity(cfg.per_channel_weights),
+        cfg.act_bits.describe(),
+        t.seconds * threads as f64 / 3600.0,
+        cfg.options(),
         rounding_bits.map_or("none".into(), |b| b.to_string()),
         limit.map_or(String::new(), |n| format!(" --limit {n}")),
-        if *batch_norm { " --batch-norm" } else { "" },
-        if *per_channel_weights { " --per-channel-weights" } else { "" },
-        if *head_epochs > 0 { format!(" --head-epochs {head_epochs}") } else { String::new() },
-        if *rotation_degrees > 0.0 { format!(" --rotate {rotation_degrees}") } else { String::new() },
     );
     let qcfg = cfg.compile_quant(rounding_bits);
     let calib = train::calibration_images(train_set);

@@ -22,6 +22,7 @@ pub mod plot;
 pub mod report;
 pub mod run_folder;
 pub mod serve;
+pub mod status;
 pub mod stop;
 pub mod train;
 pub mod widths;

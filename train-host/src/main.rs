@@ -392,6 +392,13 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         classes: usize,
     },
+    /// Where a training run stands: epochs done and in progress, hours spent and left, its last
+    /// epochs, and the command that resumes it.
+    Status {
+        /// Run folder.
+        #[arg(long)]
+        run_dir: PathBuf,
+    },
     /// Show a model's stages, accumulator widths, multiply-accumulates and PBS counts.
     Inspect {
         /// Compiled model.
@@ -826,6 +833,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             println!("classifier dropped; new Linear(512, {classes}). Train with: train --arch vgg11 --imagenet-weights {} --head-epochs 2", weights.display());
         }
+        Command::Status { run_dir } => print!("{}", train_host::status::text(&run_dir)?),
         Command::Inspect { model } => {
             let bytes = model_file::read(&model)?;
             let m = model_file::open(&model, &bytes)?;

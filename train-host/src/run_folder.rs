@@ -225,6 +225,11 @@ pub(crate) fn newest(run: &Path) -> Result<Option<(Checkpoint, Option<EpochPosit
     })
 }
 
+/// When the run in `run` was last saved (its checkpoint or its partial epoch, the newer).
+pub(crate) fn last_saved(run: &Path) -> Option<std::time::SystemTime> {
+    [checkpoint_path(run), partial_path(run)].iter().filter_map(|p| p.metadata().ok()?.modified().ok()).max()
+}
+
 /// Removes the partial file once its epoch has ended.
 pub(crate) fn remove_partial(run: &Path) -> Result<(), String> {
     let path = partial_path(run);

@@ -114,6 +114,57 @@ impl TrainConfig {
         }
     }
 
+    /// The `train` options that make this configuration, as a resume must pass them again (and
+    /// as a model's description records them). The data's location, `--limit` and the speed
+    /// settings (`--backend`, `--bf16`) are not part of a configuration.
+    pub fn options(&self) -> String {
+        let mut options = format!(
+            "--arch {} --width {}{} --float-epochs {} --qat-epochs {} --batch {} --lr {} --qat-lr {} --smoothing {} --weight-bits {} --act-bits {} \
+             --qat-rounding-bits {} --seed {}",
+            self.arch,
+            self.width,
+            Kind::for_classes(self.classes).map_or(String::new(), |k| format!(" --dataset {}", k.arg())),
+            self.float_epochs,
+            self.qat_epochs,
+            self.batch,
+            self.lr,
+            self.qat_lr,
+            self.smoothing,
+            self.weight_bits,
+            self.act_bits,
+            self.qat_rounding_bits.map_or("none".into(), |b| b.to_string()),
+            self.seed,
+        );
+        for (on, flag) in [(self.batch_norm, "--batch-norm"), (self.per_channel_weights, "--per-channel-weights")] {
+            if on {
+                options += &format!(" {flag}");
+            }
+        }
+        if self.head_epochs > 0 {
+            options += &format!(" --head-epochs {}", self.head_epochs);
+        }
+        if self.rotation_degrees > 0.0 {
+            options += &format!(" --rotate {}", self.rotation_degrees);
+        }
+        if let Some(path) = &self.init {
+            options += &format!(" --imagenet-weights {path}");
+        }
+        options
+    }
+
+    /// The phase of the run's epoch `done` (counted from 0 over the whole run) as the log names
+    /// it (`head`: classifier only, `float`, `qat`), that epoch's index within its phase (from 0)
+    /// and the phase's number of epochs.
+    pub fn phase_of(&self, done: usize) -> (&'static str, usize, usize) {
+        if done >= self.float_epochs {
+            ("qat", done - self.float_epochs, self.qat_epochs)
+        } else if done < self.head_epochs {
+            ("head", done, self.head_epochs)
+        } else {
+            ("float", done - self.head_epochs, self.float_epochs - self.head_epochs)
+        }
+    }
+
     /// The float phase's convolution precision.
     pub fn conv_dtype(&self) -> burn::tensor::FloatDType {
         if self.bf16 {
@@ -348,13 +399,8 @@ pub fn train_until(
             scales = calibrate_scales(&model, &arch, train, cfg);
             model = model.set_scales(&scales, &device);
         }
-        let (phase, epoch, epochs, peak) = if qat {
-            ("qat", done - cfg.float_epochs, cfg.qat_epochs, cfg.qat_lr)
-        } else if head_only {
-            ("head", done, cfg.head_epochs, cfg.lr)
-        } else {
-            ("float", done - cfg.head_epochs, cfg.float_epochs - cfg.head_epochs, cfg.lr)
-        };
+        let (phase, epoch, epochs) = cfg.phase_of(done);
+        let peak = if qat { cfg.qat_lr } else { cfg.lr };
         if phase_of_optim != Some(phase) {
             // A fresh optimizer per phase, or, resuming within a phase, the one saved in it.
             model = model.numbered();

@@ -257,11 +257,22 @@ fn a_run_stopped_by_sigterm_and_ctrl_c_resumes_to_the_uninterrupted_model() {
     // Without a terminal, training reports every tenth of an epoch: the signal comes after the first.
     let (ok, err) = signalled_at(&args(&stopped, false), "float epoch 1/1: ", "-TERM");
     assert!(!ok && err.contains("interrupted in float epoch 1 at batch") && err.contains("--resume"), "{err}");
-    assert!(stopped.join("partial.bin").exists());
+    let status = |expected: &str| {
+        let (ok, out, err) = train_host(&["status", "--run-dir", stopped.to_str().unwrap()]);
+        assert!(ok && out.contains(expected), "{out}{err}");
+        out
+    };
+    status("0 of 2 epochs done; float epoch 1 of 1 in progress");
     let (ok, err) = signalled_at(&args(&stopped, true), "qat epoch 1/1: ", "-INT");
     assert!(!ok && err.contains("resuming epoch 1 of 2 at batch") && err.contains("interrupted in qat epoch 1 at batch"), "{err}");
-    let (ok, _, err) = train_host(&args(&stopped, true).iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(ok && err.contains("resuming epoch 2 of 2 at batch"), "{err}");
+    // `status` gives the command that resumes the run (its options, and the --limit its log
+    // shows); given the data, that command ends it.
+    let out = status("1 of 2 epochs done; qat epoch 1 of 1 in progress");
+    let command = out.lines().skip_while(|l| !l.starts_with("resume with")).nth(1).expect("a resume command");
+    let command = command.trim().replace("<CIFAR data>", &data.display().to_string());
+    let (ok, _, err) = train_host(&command.strip_prefix("train-host ").expect("a train-host command").split_whitespace().collect::<Vec<_>>());
+    assert!(ok && err.contains("resuming epoch 2 of 2 at batch"), "{command}: {err}");
+    status("progress: finished");
     let model = |run: &std::path::Path| std::fs::read(run.join("model.cifhe")).expect("a compiled model");
     assert!(model(&stopped) == model(&whole), "the resumed run's model must be the uninterrupted run's");
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,0 +1,116 @@
+//! Where a training run stands (`train-host status`): its network and dataset, the epochs done and
+//! the one in progress, the hours spent and left, its last epochs' figures, and the command that
+//! goes on with it. A VGG11 run spans many sessions; this says where it was left and how to resume
+//! it without reading the run folder's files or remembering its options.
+use crate::cifar::Kind;
+use crate::run_folder::{last_saved, newest, EpochLog};
+use std::fmt::Write;
+use std::path::Path;
+
+/// Images in a CIFAR training set: an epoch that saw fewer was trained with `--limit`.
+const TRAINING_IMAGES: usize = 50_000;
+
+/// The report on the run in `run`.
+pub fn text(run: &Path) -> Result<String, String> {
+    let (ck, position) = newest(run)?.ok_or_else(|| format!("{} holds no training run (no checkpoint.bin or partial.bin)", run.display()))?;
+    let cfg = &ck.config;
+    let total = cfg.float_epochs + cfg.qat_epochs;
+    let dataset = Kind::for_classes(cfg.classes).map_or(format!("{} classes", cfg.classes), |k| k.to_string());
+    let mut s = String::new();
+    let head = if cfg.head_epochs > 0 { format!(" (the first {} classifier only)", cfg.head_epochs) } else { String::new() };
+    let _ = writeln!(
+        s,
+        "run {}: {} (width {}) on {dataset}, {}{head} + {}",
+        run.display(),
+        cfg.arch,
+        cfg.width,
+        epochs(cfg.float_epochs, "float"),
+        epochs(cfg.qat_epochs, "QAT")
+    );
+    let saved = last_saved(run).and_then(|t| t.elapsed().ok()).map_or(String::new(), |ago| format!("; last saved {} ago", duration(ago.as_secs_f64())));
+    let finished = ck.done >= total;
+    let _ = match &position {
+        Some(p) => {
+            let (phase, epoch, epochs) = cfg.phase_of(ck.done);
+            writeln!(
+                s,
+                "progress: {} of {total} epochs done; {phase} epoch {} of {epochs} in progress, {} batches in ({} images){saved}",
+                ck.done,
+                epoch + 1,
+                p.batches,
+                p.seen
+            )
+        }
+        None if finished => writeln!(s, "progress: finished, all {total} epochs done{saved}"),
+        None => writeln!(s, "progress: {} of {total} epochs done{saved}", ck.done),
+    };
+    let spent = ck.log.iter().map(|e| e.seconds).sum::<f64>() + position.as_ref().map_or(0.0, |p| p.seconds);
+    let left = if finished { String::new() } else { seconds_left(&ck.log, cfg, ck.done, position.as_ref().map_or(0.0, |p| p.seconds)) };
+    let _ = writeln!(s, "time: {} of training so far (wall-clock, every session){left}", duration(spent));
+    if !ck.log.is_empty() {
+        let _ = writeln!(s, "last epochs:\n  phase  epoch  loss     train    test     minutes");
+        for e in ck.log.iter().skip(ck.log.len().saturating_sub(5)) {
+            let _ = writeln!(
+                s,
+                "  {:<6} {:<6} {:<8.4} {:<8} {:<8} {:.1}",
+                e.phase,
+                e.epoch,
+                e.loss,
+                format!("{:.2}%", 100.0 * e.train_accuracy),
+                format!("{:.2}%", 100.0 * e.eval_accuracy),
+                e.seconds / 60.0
+            );
+        }
+    }
+    let limit = images_per_epoch(&ck.log).filter(|&n| n < TRAINING_IMAGES).map_or(String::new(), |n| format!(" --limit {n}"));
+    let data = "--data <CIFAR data>";
+    if finished {
+        let model = run.join("model.cifhe");
+        if model.exists() {
+            let _ = writeln!(s, "compiled model: {}", model.display());
+        }
+        let _ = writeln!(s, "compile it again (another rounding, say) with:\n  train-host compile --run-dir {} {data}{limit}", run.display());
+    } else {
+        let _ = writeln!(
+            s,
+            "resume with (add --backend and --bf16 as you like):\n  train-host train {} {data}{limit} --run-dir {} --resume",
+            cfg.options(),
+            run.display()
+        );
+    }
+    Ok(s)
+}
+
+/// `"; about H left"` at each phase's mean epoch time so far (the mean of every logged epoch for
+/// a phase that has none yet), less `into_current` seconds of the epoch in progress; empty before
+/// the first epoch has ended.
+fn seconds_left(log: &[EpochLog], cfg: &crate::train::TrainConfig, done: usize, into_current: f64) -> String {
+    let mean = |phase: Option<&str>| {
+        let times: Vec<f64> = log.iter().filter(|e| phase.is_none_or(|p| e.phase == p)).map(|e| e.seconds).collect();
+        (!times.is_empty()).then(|| times.iter().sum::<f64>() / times.len() as f64)
+    };
+    let total = cfg.float_epochs + cfg.qat_epochs;
+    let left: Option<f64> = (done..total).map(|e| mean(Some(cfg.phase_of(e).0)).or(mean(None))).sum();
+    left.map_or(String::new(), |t| format!("; about {} left at the mean epoch time of each phase", duration((t - into_current).max(0.0))))
+}
+
+/// Images one epoch of the run trained on, from its log (`None` before an epoch has ended).
+fn images_per_epoch(log: &[EpochLog]) -> Option<usize> {
+    log.first().map(|e| (e.images_per_second * e.seconds).round() as usize)
+}
+
+/// `"N {kind} epoch(s)"`.
+fn epochs(n: usize, kind: &str) -> String {
+    format!("{n} {kind} epoch{}", if n == 1 { "" } else { "s" })
+}
+
+/// `seconds` in seconds under two minutes, minutes under two hours, else hours.
+fn duration(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7200.0 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
+}
