@@ -18,7 +18,6 @@ pub fn finished(
     t: &run_folder::Trained,
     train_set: &cifar::Dataset,
     test: &cifar::Dataset,
-    limit: Option<usize>,
     rounding_bits: Option<u8>,
     run_dir: &Path,
     out: Option<&Path>,
@@ -29,7 +28,7 @@ pub fn finished(
     let threads = rayon::current_num_threads();
     let desc = format!(
         "{} (width {}) trained on {} {ds_name} training images: {} float + {} QAT epochs, {} weights (one scale per {}), {} activations, \
-         {:.2} CPU-hours on {threads} threads; by `train-host train {} --rounding-bits {}{}`.",
+         {:.2} CPU-hours on {threads} threads; by `train-host train {} --rounding-bits {}`.",
         cfg.arch,
         cfg.width,
         train_set.len(),
@@ -41,7 +40,6 @@ pub fn finished(
         t.seconds * threads as f64 / 3600.0,
         cfg.options(),
         rounding_bits.map_or("none".into(), |b| b.to_string()),
-        limit.map_or(String::new(), |n| format!(" --limit {n}")),
     );
     let qcfg = cfg.compile_quant(rounding_bits);
     let calib = train::calibration_images(train_set);

@@ -337,7 +337,8 @@ enum Command {
         /// CIFAR data: folder or archive (calibration images and the test set).
         #[arg(long)]
         data: PathBuf,
-        /// The --limit the run was trained with (its first images are the calibration images).
+        /// The --limit the run was trained with (its first images are the calibration images;
+        /// runs saved since 2026-12-01 know it).
         #[arg(long)]
         limit: Option<usize>,
         /// Test images the report measures.
@@ -735,6 +736,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 init: imagenet_weights.as_ref().map(|p| p.display().to_string()),
                 head_epochs,
                 rotation_degrees: rotate,
+                limit,
                 bf16,
             };
             train_host::widths::fit(&Arch::by_name(&arch, dataset.classes(), width)?, &cfg.weight_bits, &cfg.act_bits)?;
@@ -751,7 +753,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let t = train::train_until(&cfg, &train_set, &test, &run_dir, resume || restart_qat, &device, &stop, train::PARTIAL_EVERY)?;
             // Training is saved: from here on, Ctrl-C or SIGTERM quits at once.
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            compile_run::finished(&cfg, &t, &train_set, &test, limit, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
+            compile_run::finished(&cfg, &t, &train_set, &test, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
         }
         Command::Compile {
             run_dir,
@@ -774,7 +776,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 ..cfg
             };
             let dataset = Kind::for_classes(cfg.classes).ok_or_else(|| format!("the run has {} classes: not a CIFAR run", cfg.classes))?;
-            let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
+            let (train_set, mut test) = load_train_and_test(&data, dataset, limit.or(cfg.limit))?;
             test.truncate(eval_images);
             let rounding = rounding_bits.map_or(Some(6), |r| r.0);
             let out = out.unwrap_or_else(|| run_dir.join("post-training.cifhe"));
@@ -783,11 +785,13 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out, backend, .. } => {
             let device = backend.device()?;
             let (cfg, t) = run_folder::finished(&run_dir)?;
+            // Runs saved before 2026-12-01 do not know their --limit: it may be given.
+            let cfg = train::TrainConfig { limit: limit.or(cfg.limit), ..cfg };
             let dataset = Kind::for_classes(cfg.classes).ok_or_else(|| format!("the run has {} classes: not a CIFAR run", cfg.classes))?;
-            let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
+            let (train_set, mut test) = load_train_and_test(&data, dataset, cfg.limit)?;
             test.truncate(eval_images);
             let rounding = rounding_bits.map_or(Some(cfg.qat_rounding_bits.map_or(6, |b| b as u8)), |r| r.0);
-            compile_run::finished(&cfg, &t, &train_set, &test, limit, rounding, &run_dir, out.as_deref(), &device)?;
+            compile_run::finished(&cfg, &t, &train_set, &test, rounding, &run_dir, out.as_deref(), &device)?;
         }
         Command::Report { model, data, run_dir, out } => {
             let bytes = model_file::read(&model)?;

@@ -69,8 +69,14 @@ struct LaterSettings2 {
     rotation_degrees: f32,
 }
 
+/// The settings added after [`LaterSettings2`], appended after it.
+#[derive(Serialize, Deserialize, Default)]
+struct LaterSettings3 {
+    limit: Option<usize>,
+}
+
 /// What a resume needs beyond the weights to go on exactly as the uninterrupted run would have
-/// (the same weights to the bit, on a deterministic backend). Written after [`LaterSettings2`]
+/// (the same weights to the bit, on a deterministic backend). Written after [`LaterSettings3`]
 /// since 2026-12-01; older files resume with a fresh optimizer and re-measured rounding widths,
 /// as every resume did then.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -127,6 +133,7 @@ fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     let mut bytes = postcard::to_stdvec(ck).map_err(|e| e.to_string())?;
     bytes.extend(postcard::to_stdvec(&later).map_err(|e| e.to_string())?);
     bytes.extend(postcard::to_stdvec(&later2).map_err(|e| e.to_string())?);
+    bytes.extend(postcard::to_stdvec(&LaterSettings3 { limit: c.limit }).map_err(|e| e.to_string())?);
     bytes.extend(postcard::to_stdvec(&ck.trainer).map_err(|e| e.to_string())?);
     Ok(bytes)
 }
@@ -163,11 +170,13 @@ fn parse_checkpoint(bytes: &[u8], path: &Path) -> Result<Checkpoint, String> {
     // Files that end before the second additions predate unsigned codes.
     let signed_era = rest.is_empty();
     let (later2, rest) = then::<LaterSettings2>(rest).map_err(invalid)?;
+    let (later3, rest) = then::<LaterSettings3>(rest).map_err(invalid)?;
     (ck.trainer, _) = then::<TrainerState>(rest).map_err(invalid)?;
     let c = &mut ck.config;
     c.per_channel_weights = later.per_channel_weights;
     c.head_epochs = later.head_epochs;
     c.rotation_degrees = later2.rotation_degrees;
+    c.limit = later3.limit;
     // Without the lists, the widths read in place stand (uniform).
     for (widths, list) in [(&mut c.weight_bits, later2.weight_bits), (&mut c.act_bits, later2.act_bits)] {
         if !list.is_empty() {
@@ -387,6 +396,7 @@ mod tests {
         assert!(!resumable(&qat, &old, 5), "not once QAT has started");
         assert!(!resumable(&old, &TrainConfig { lr: 1e-3, ..qat.clone() }, 2), "float settings never change");
         assert!(!resumable(&old, &TrainConfig { seed: 1, ..old.clone() }, 4));
+        assert!(!resumable(&old, &TrainConfig { limit: Some(600), ..qat.clone() }, 4), "nor the training images");
         assert!(resumable(&qat, &TrainConfig { bf16: true, ..qat.clone() }, 5), "a speed setting, free to change");
     }
 
@@ -396,7 +406,7 @@ mod tests {
         std::fs::create_dir_all(&run).unwrap();
         let ck = |config| Checkpoint { config, done: 1, params: vec![None], scales: vec![0.5], norms: vec![], log: vec![], trainer: TrainerState::default() };
         let per_layer = TrainConfig { weight_bits: "8,5,5,8".parse().unwrap(), act_bits: "8,6,6,6,6,6,6".parse().unwrap(), ..config() };
-        let per_channel = TrainConfig { per_channel_weights: true, head_epochs: 2, rotation_degrees: 7.5, ..per_layer };
+        let per_channel = TrainConfig { per_channel_weights: true, head_epochs: 2, rotation_degrees: 7.5, limit: Some(600), ..per_layer };
         let trainer = TrainerState { phase: "qat".into(), optimizer: vec![1, 2, 3], log_scales: vec![-0.5], acc_bits: vec![12, 14] };
         save(&run, &Checkpoint { trainer: trainer.clone(), ..ck(per_channel.clone()) }).unwrap();
         let saved = load(&run).unwrap().unwrap();

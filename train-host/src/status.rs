@@ -7,9 +7,6 @@ use crate::run_folder::{last_saved, newest, EpochLog};
 use std::fmt::Write;
 use std::path::Path;
 
-/// Images in a CIFAR training set: an epoch that saw fewer was trained with `--limit`.
-const TRAINING_IMAGES: usize = 50_000;
-
 /// The report on the run in `run`.
 pub fn text(run: &Path) -> Result<String, String> {
     let (ck, position) = newest(run)?.ok_or_else(|| format!("{} holds no training run (no checkpoint.bin or partial.bin)", run.display()))?;
@@ -62,18 +59,17 @@ pub fn text(run: &Path) -> Result<String, String> {
             );
         }
     }
-    let limit = images_per_epoch(&ck.log).filter(|&n| n < TRAINING_IMAGES).map_or(String::new(), |n| format!(" --limit {n}"));
     let data = "--data <CIFAR data>";
     if finished {
         let model = run.join("model.cifhe");
         if model.exists() {
             let _ = writeln!(s, "compiled model: {}", model.display());
         }
-        let _ = writeln!(s, "compile it again (another rounding, say) with:\n  train-host compile --run-dir {} {data}{limit}", run.display());
+        let _ = writeln!(s, "compile it again (another rounding, say) with:\n  train-host compile --run-dir {} {data}", run.display());
     } else {
         let _ = writeln!(
             s,
-            "resume with (add --backend and --bf16 as you like):\n  train-host train {} {data}{limit} --run-dir {} --resume",
+            "resume with (add --backend and --bf16 as you like):\n  train-host train {} {data} --run-dir {} --resume",
             cfg.options(),
             run.display()
         );
@@ -92,11 +88,6 @@ fn seconds_left(log: &[EpochLog], cfg: &crate::train::TrainConfig, done: usize, 
     let total = cfg.float_epochs + cfg.qat_epochs;
     let left: Option<f64> = (done..total).map(|e| mean(Some(cfg.phase_of(e).0)).or(mean(None))).sum();
     left.map_or(String::new(), |t| format!("; about {} left at the mean epoch time of each phase", duration((t - into_current).max(0.0))))
-}
-
-/// Images one epoch of the run trained on, from its log (`None` before an epoch has ended).
-fn images_per_epoch(log: &[EpochLog]) -> Option<usize> {
-    log.first().map(|e| (e.images_per_second * e.seconds).round() as usize)
 }
 
 /// `"N {kind} epoch(s)"`.

@@ -60,6 +60,11 @@ pub struct TrainConfig {
     /// Each stage has its own warm-up and cosine schedule. Stored like `per_channel_weights`.
     #[serde(skip)]
     pub head_epochs: usize,
+    /// The run trains on the first this many training images only (`--limit`; `None`: all).
+    /// The caller hands `train` the images; kept so that a resume and `compile` take the same ones.
+    /// Stored like `per_channel_weights`.
+    #[serde(skip)]
+    pub limit: Option<usize>,
     /// Largest angle, in degrees, of the random rotations that augment training images (0: none).
     /// Stored like `per_channel_weights`.
     #[serde(skip)]
@@ -110,13 +115,14 @@ impl TrainConfig {
             std,
             head_epochs: 0,
             rotation_degrees: 0.0,
+            limit: None,
             bf16: false,
         }
     }
 
     /// The `train` options that make this configuration, as a resume must pass them again (and
-    /// as a model's description records them). The data's location, `--limit` and the speed
-    /// settings (`--backend`, `--bf16`) are not part of a configuration.
+    /// as a model's description records them). The data's location and the speed settings
+    /// (`--backend`, `--bf16`) are not part of a configuration.
     pub fn options(&self) -> String {
         let mut options = format!(
             "--arch {} --width {}{} --float-epochs {} --qat-epochs {} --batch {} --lr {} --qat-lr {} --smoothing {} --weight-bits {} --act-bits {} \
@@ -148,6 +154,9 @@ impl TrainConfig {
         }
         if let Some(path) = &self.init {
             options += &format!(" --imagenet-weights {path}");
+        }
+        if let Some(n) = self.limit {
+            options += &format!(" --limit {n}");
         }
         options
     }

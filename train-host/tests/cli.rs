@@ -265,8 +265,8 @@ fn a_run_stopped_by_sigterm_and_ctrl_c_resumes_to_the_uninterrupted_model() {
     status("0 of 2 epochs done; float epoch 1 of 1 in progress");
     let (ok, err) = signalled_at(&args(&stopped, true), "qat epoch 1/1: ", "-INT");
     assert!(!ok && err.contains("resuming epoch 1 of 2 at batch") && err.contains("interrupted in qat epoch 1 at batch"), "{err}");
-    // `status` gives the command that resumes the run (its options, and the --limit its log
-    // shows); given the data, that command ends it.
+    // `status` gives the command that resumes the run (its options, --limit among them); given
+    // the data, that command ends it.
     let out = status("1 of 2 epochs done; qat epoch 1 of 1 in progress");
     let command = out.lines().skip_while(|l| !l.starts_with("resume with")).nth(1).expect("a resume command");
     let command = command.trim().replace("<CIFAR data>", &data.display().to_string());
