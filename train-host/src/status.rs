@@ -42,7 +42,7 @@ pub fn text(run: &Path) -> Result<String, String> {
         None => writeln!(s, "progress: {} of {total} epochs done{saved}", ck.done),
     };
     let spent = ck.log.iter().map(|e| e.seconds).sum::<f64>() + position.as_ref().map_or(0.0, |p| p.seconds);
-    let left = if finished { String::new() } else { seconds_left(&ck.log, cfg, ck.done, position.as_ref().map_or(0.0, |p| p.seconds)) };
+    let left = if finished { String::new() } else { time_left(&ck.log, cfg, ck.done, position.as_ref().map_or(0.0, |p| p.seconds)) };
     let _ = writeln!(s, "time: {} of training so far (wall-clock, every session){left}", duration(spent));
     if !ck.log.is_empty() {
         let _ = writeln!(s, "last epochs:\n  phase  epoch  loss     train    test     minutes");
@@ -80,7 +80,7 @@ pub fn text(run: &Path) -> Result<String, String> {
 /// `"; about H left"` at each phase's mean epoch time so far (the mean of every logged epoch for
 /// a phase that has none yet), less `into_current` seconds of the epoch in progress; empty before
 /// the first epoch has ended.
-fn seconds_left(log: &[EpochLog], cfg: &crate::train::TrainConfig, done: usize, into_current: f64) -> String {
+fn time_left(log: &[EpochLog], cfg: &crate::train::TrainConfig, done: usize, into_current: f64) -> String {
     let mean = |phase: Option<&str>| {
         let times: Vec<f64> = log.iter().filter(|e| phase.is_none_or(|p| e.phase == p)).map(|e| e.seconds).collect();
         (!times.is_empty()).then(|| times.iter().sum::<f64>() / times.len() as f64)
