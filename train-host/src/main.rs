@@ -773,10 +773,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 per_channel_weights: per_channel_weights || cfg.per_channel_weights,
                 weight_bits: weight_bits.unwrap_or(cfg.weight_bits),
                 act_bits: act_bits.unwrap_or(cfg.act_bits),
+                // Runs saved before 2026-12-01 do not know their --limit: it may be given.
+                limit: limit.or(cfg.limit),
                 ..cfg
             };
             let dataset = Kind::for_classes(cfg.classes).ok_or_else(|| format!("the run has {} classes: not a CIFAR run", cfg.classes))?;
-            let (train_set, mut test) = load_train_and_test(&data, dataset, limit.or(cfg.limit))?;
+            let (train_set, mut test) = load_train_and_test(&data, dataset, cfg.limit)?;
             test.truncate(eval_images);
             let rounding = rounding_bits.map_or(Some(6), |r| r.0);
             let out = out.unwrap_or_else(|| run_dir.join("post-training.cifhe"));

@@ -124,7 +124,8 @@ fn write_atomically(path: &Path, bytes: Vec<u8>) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| format!("saving {}: {e}", path.display()))
 }
 
-/// The checkpoint as its file holds it: the checkpoint proper, then the later settings.
+/// The checkpoint as its file holds it: the checkpoint proper, then the later settings, then the
+/// trainer state.
 fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     let c = &ck.config;
     let later = LaterSettings { per_channel_weights: c.per_channel_weights, head_epochs: c.head_epochs };

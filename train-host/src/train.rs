@@ -401,14 +401,13 @@ pub fn train_until(
     let TrainerState { phase: saved_phase, optimizer: saved_optimizer, acc_bits: mut saved_widths, .. } = resumed;
     let mut saved_optimizer = (!saved_optimizer.is_empty()).then_some((saved_phase, saved_optimizer));
     while done < total {
-        let qat = done >= cfg.float_epochs;
-        let head_only = done < cfg.head_epochs;
+        let (phase, epoch, epochs) = cfg.phase_of(done);
+        let (qat, head_only) = (phase == "qat", phase == "head");
         if qat && scales.is_empty() {
             model = model.fold_norms(&arch, &device);
             scales = calibrate_scales(&model, &arch, train, cfg);
             model = model.set_scales(&scales, &device);
         }
-        let (phase, epoch, epochs) = cfg.phase_of(done);
         let peak = if qat { cfg.qat_lr } else { cfg.lr };
         if phase_of_optim != Some(phase) {
             // A fresh optimizer per phase, or, resuming within a phase, the one saved in it.
