@@ -149,7 +149,7 @@ pub(crate) fn load(run: &Path) -> Result<Option<Checkpoint>, String> {
 }
 
 /// The checkpoint in the file `path`.
-fn read_checkpoint(path: &Path) -> Result<Checkpoint, String> {
+pub(crate) fn read_checkpoint(path: &Path) -> Result<Checkpoint, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     parse_checkpoint(&bytes, path)
 }

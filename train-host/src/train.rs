@@ -464,7 +464,7 @@ pub fn train_until(
                 let position = EpochPosition { batches: s + 1, loss_sum, correct, seen, seconds, rng: rng.clone() };
                 let scales = if qat { model.scales() } else { scales.clone() };
                 let acc_bits = quant.as_ref().and_then(|q| q.rounding.as_ref()).map_or(Vec::new(), |r| r.acc_bits.clone());
-                let trainer = trainer_state(&model, &optim, phase, acc_bits)?;
+                let trainer = trainer_state(&model, Some(&optim), phase, acc_bits)?;
                 save_partial(run, &position, &checkpoint(&model, &arch, cfg, done, scales, &log, trainer))?;
                 last_saved = Instant::now();
                 if interrupted {
@@ -505,7 +505,11 @@ pub fn train_until(
         append_log(run, &entry)?;
         log.push(entry);
         done += 1;
-        save(run, &checkpoint(&model, &arch, cfg, done, scales.clone(), &log, trainer_state(&model, &optim, phase, Vec::new())?))?;
+        // The optimizer state serves only a resume within its phase: none is kept once the phase
+        // has ended (for the VGG11, Adam's two moments are 74 MB, twice the weights).
+        let phase_goes_on = done < total && cfg.phase_of(done).0 == phase;
+        let trainer = trainer_state(&model, phase_goes_on.then_some(&optim), phase, Vec::new())?;
+        save(run, &checkpoint(&model, &arch, cfg, done, scales.clone(), &log, trainer))?;
         remove_partial(run)?;
         if done == cfg.float_epochs {
             keep_float_weights(run)?;
@@ -526,11 +530,14 @@ fn checkpoint(model: &Net, arch: &Arch, cfg: &TrainConfig, done: usize, scales: 
     Checkpoint { config: cfg.clone(), done, params, scales, norms: model.norm_states(), log: log.to_vec(), trainer }
 }
 
-/// What resuming `model` in `phase` needs beyond its weights: `optim`'s state, the scales as
-/// learned, and the rounding widths `acc_bits` of an epoch in progress.
-fn trainer_state(model: &Net, optim: &ModuleOptimizer, phase: &str, acc_bits: Vec<u32>) -> Result<TrainerState, String> {
-    let optimizer = optim.into_bytes().map_err(|e| format!("saving the optimizer state: {e}"))?;
-    Ok(TrainerState { phase: phase.into(), optimizer: optimizer.to_vec(), log_scales: model.log_scales(), acc_bits })
+/// What resuming `model` in `phase` needs beyond its weights: `optim`'s state (if the phase goes
+/// on), the scales as learned, and the rounding widths `acc_bits` of an epoch in progress.
+fn trainer_state(model: &Net, optim: Option<&ModuleOptimizer>, phase: &str, acc_bits: Vec<u32>) -> Result<TrainerState, String> {
+    let (phase, optimizer) = match optim {
+        Some(optim) => (phase.into(), optim.into_bytes().map_err(|e| format!("saving the optimizer state: {e}"))?.to_vec()),
+        None => (String::new(), Vec::new()),
+    };
+    Ok(TrainerState { phase, optimizer, log_scales: model.log_scales(), acc_bits })
 }
 
 /// One optimisation step on a batch (of the classifier's parameters only if `head_only`): the
@@ -588,7 +595,7 @@ pub fn images_per_second(cfg: &TrainConfig, ds: &Dataset, steps: usize, device: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run_folder::{checkpoint_path, load, restart_qat};
+    use crate::run_folder::{checkpoint_path, load, read_checkpoint, restart_qat};
 
     fn config() -> TrainConfig {
         TrainConfig { float_epochs: 4, qat_epochs: 0, qat_rounding_bits: None, ..TrainConfig::recipe(Kind::Cifar10) }
@@ -713,6 +720,9 @@ mod tests {
         assert_eq!(figures(&resumed), figures(&uninterrupted));
         assert_eq!(resumed.scales, uninterrupted.scales);
         assert!(resumed.net.params == uninterrupted.net.params, "the same weights to the bit");
+        // A phase's optimizer state is kept while the phase goes on, and not after.
+        let optimizer_kept = |file: &str| !read_checkpoint(&whole.join(file)).unwrap().trainer.optimizer.is_empty();
+        assert_eq!([optimizer_kept("float.bin"), optimizer_kept("checkpoint.bin")], [false, false]);
         for run in [&whole, &stopped] {
             std::fs::remove_dir_all(run).unwrap();
         }
