@@ -4,12 +4,27 @@
 //! it without reading the run folder's files or remembering its options.
 use crate::cifar::Kind;
 use crate::run_folder::{last_saved, newest, EpochLog};
+use crate::train::PARTIAL_EVERY;
 use std::fmt::Write;
 use std::path::Path;
 
+/// Why `run` has nothing to report: no such folder, or a run that has not saved anything yet
+/// (asked in the first minutes of a run, a bare "no run" would suggest it failed).
+fn nothing_saved(run: &Path) -> String {
+    if run.is_dir() {
+        format!(
+            "{} holds no saved training state yet (no checkpoint.bin or partial.bin): a run saves its first after {} minutes of training, at the end of its first epoch, or when stopped",
+            run.display(),
+            PARTIAL_EVERY.as_secs() / 60
+        )
+    } else {
+        format!("{} does not exist: no training run there", run.display())
+    }
+}
+
 /// The report on the run in `run`.
 pub fn text(run: &Path) -> Result<String, String> {
-    let (ck, position) = newest(run)?.ok_or_else(|| format!("{} holds no training run (no checkpoint.bin or partial.bin)", run.display()))?;
+    let (ck, position) = newest(run)?.ok_or_else(|| nothing_saved(run))?;
     let cfg = &ck.config;
     let total = cfg.float_epochs + cfg.qat_epochs;
     let dataset = Kind::for_classes(cfg.classes).map_or(format!("{} classes", cfg.classes), |k| k.to_string());
@@ -103,5 +118,18 @@ fn duration(seconds: f64) -> String {
         format!("{:.0} min", seconds / 60.0)
     } else {
         format!("{:.1} h", seconds / 3600.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_run_folder_with_nothing_saved_yet_is_told_apart_from_a_missing_one() {
+        let run = std::env::temp_dir().join(format!("cifhe-status-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&run);
+        assert!(super::text(&run).unwrap_err().contains("does not exist"));
+        std::fs::create_dir_all(&run).unwrap();
+        assert!(super::text(&run).unwrap_err().contains("no saved training state yet"));
+        std::fs::remove_dir_all(&run).unwrap();
     }
 }
