@@ -63,3 +63,89 @@ fn semantic_errors_name_the_stage() {
     assert_eq!(Model::from_bytes(b"\x89PNG\r\n\x1a\n0000000000000000").unwrap_err(), ModelError::BadMagic);
     assert!(Model::from_bytes(&[0u8; HEADER_LEN - 1]).is_err());
 }
+
+/// A model of every stage kind with as few weights as can be: nearly all of its bytes are
+/// shapes, widths, ranges and thresholds.
+fn tiny_model_bytes() -> Vec<u8> {
+    let table = [core::array::from_fn(|p| (p / 32) as i8)];
+    let mut b = ModelBuilder::new("tiny", Shape { h: 4, w: 4, c: 1 }, &table);
+    let w: Vec<i8> = (0..18).map(|i| (i % 7) as i8 - 3).collect();
+    b.conv(&w, 2, 1, 3, 3, 1, 1).lookup(9, 0, 3, &[vec![-20, 0, 20], vec![-5, 5, 60]], (-189, 189));
+    b.sum_pool(2, 2).lookup(8, 0, 3, &[vec![1, 4, 9], vec![0, 2, 11]], (0, 12));
+    let w: Vec<i8> = (0..16).map(|i| (i % 5) as i8 - 2).collect();
+    b.linear(&w, 2, Shape { h: 2, w: 2, c: 2 }).output(&[0.1, 0.2], &[0.0, 0.5]).rounding_bits(Some(6));
+    b.to_bytes()
+}
+
+/// The checksum catches accidents; a file altered on purpose can carry a valid one. Such a file
+/// must still be refused by the circuit checks, or be a circuit the simulator runs without a
+/// panic: no shape, width or threshold in it may send an index out of bounds or overflow (the
+/// test profile keeps overflow checks, so an overflow is a panic here). Leaving out the check of a
+/// pool window against its input, or of a lookup's accumulator width, makes it fail.
+#[test]
+fn payloads_altered_behind_a_valid_checksum_are_refused_or_run_without_panic() {
+    for bytes in [tiny_model_bytes(), model_bytes()] {
+        let (accepted, reshaped, refused) = alter_behind_a_valid_checksum(&bytes, 20_000);
+        // Both kinds occur, and accepted circuits of other shapes and code ranges than the
+        // original's, so the test exercises the checks and the runs.
+        assert!(accepted > 1000 && refused > 1000 && reshaped > 100, "accepted {accepted} (reshaped {reshaped}), refused {refused}");
+    }
+}
+
+/// Changes a few payload bytes of `bytes` in each of `trials` copies, mostly outside the weights,
+/// writes a valid header, loads it and runs what loads: (accepted, of which reshaped, refused).
+fn alter_behind_a_valid_checksum(bytes: &[u8], trials: u64) -> (usize, usize, usize) {
+    use cifhe_core::format::write_header;
+    use cifhe_core::rng::Rng;
+    use cifhe_core::{RunConfig, Simulator, Stage};
+    let model = Model::from_bytes(bytes).unwrap();
+    let shapes = |m: &Model<'_>| m.info().iter().map(|i| (i.input, i.output, i.codes)).collect::<Vec<_>>();
+    let original = shapes(&model);
+    // The weights are read in place from the file, so where they lie in it is known.
+    let offset = |w: &[i8]| w.as_ptr() as usize - bytes.as_ptr() as usize;
+    let weights: Vec<_> = model
+        .stages()
+        .iter()
+        .filter_map(|stage| match stage {
+            Stage::Conv(c) => Some(c.weights()),
+            Stage::Linear(l) => Some(l.weights()),
+            _ => None,
+        })
+        .map(|w| offset(w)..offset(w) + w.len())
+        .collect();
+    let structure: Vec<usize> = (HEADER_LEN..bytes.len()).filter(|i| !weights.iter().any(|w| w.contains(i))).collect();
+    let mut rng = Rng::new(11, 0);
+    let (mut accepted, mut reshaped, mut refused) = (0, 0, 0);
+    for trial in 0..trials {
+        let mut b = bytes.to_vec();
+        // One to three bytes changed, three in four outside the weights: to a random value, or by
+        // ±1 (a shape or count one off).
+        for _ in 0..1 + trial % 3 {
+            let i = match rng.next_u64() % 4 {
+                0 => HEADER_LEN + rng.next_u64() as usize % (bytes.len() - HEADER_LEN),
+                _ => structure[rng.next_u64() as usize % structure.len()],
+            };
+            b[i] = match rng.next_u64() % 3 {
+                0 => rng.next_u64() as u8,
+                1 => b[i].wrapping_add(1),
+                _ => b[i].wrapping_sub(1),
+            };
+        }
+        let (header, payload) = b.split_at_mut(HEADER_LEN);
+        write_header(payload, header).unwrap();
+        let Ok(model) = Model::from_bytes(&b) else {
+            refused += 1;
+            continue;
+        };
+        accepted += 1;
+        reshaped += usize::from(shapes(&model) != original);
+        cifhe_core::analysis::analyze(&model);
+        let Ok(sim) = Simulator::new(&model, RunConfig::new(&model)) else { continue };
+        let mut scratch = vec![0u64; model.scratch_words()];
+        let mut out = vec![0; model.classes()];
+        let image = common::random_image(&mut rng, model.image_len());
+        let (class, _) = sim.classify(&image, trial, &mut scratch, &mut out).unwrap();
+        assert!(class < model.classes());
+    }
+    (accepted, reshaped, refused)
+}
