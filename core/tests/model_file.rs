@@ -146,6 +146,29 @@ fn alter_behind_a_valid_checksum(bytes: &[u8], trials: u64) -> (usize, usize, us
         let image = common::random_image(&mut rng, model.image_len());
         let (class, _) = sim.classify(&image, trial, &mut scratch, &mut out).unwrap();
         assert!(class < model.classes());
+        #[cfg(feature = "fhe")]
+        tfhe_layout(&model, &image, &mut scratch, &mut out);
     }
     (accepted, reshaped, refused)
+}
+
+/// What the TFHE evaluator derives from an accepted model before any key exists: its layout
+/// under the cheapest parameter set, lookup tables (of each lookup's first and last channels), and
+/// the simulation of that layout.
+#[cfg(feature = "fhe")]
+fn tfhe_layout(model: &Model<'_>, image: &[u8], scratch: &mut [u64], out: &mut [i32]) {
+    use cifhe_core::fhe::plan::{StagePlan, DEFAULT_P_ERROR_TARGET};
+    use cifhe_core::fhe::Plan;
+    use cifhe_core::{RunConfig, Simulator, Stage};
+    let Ok(plan) = Plan::cheapest(model, model.rounding_bits(), DEFAULT_P_ERROR_TARGET) else { return };
+    let n = plan.params.polynomial_size().0;
+    for ((stage, stage_plan), info) in model.stages().iter().zip(&plan.stages).zip(model.info()) {
+        if let (Stage::Lookup(l), StagePlan::Lookup(lp)) = (stage, stage_plan) {
+            for ch in [0, info.output.c - 1] {
+                assert_eq!(lp.table(l, ch, info.output.c, n).0.len(), n);
+            }
+        }
+    }
+    let sim = Simulator::new(model, plan.simulation(RunConfig::new(model))).unwrap();
+    sim.classify(image, 0, scratch, out).unwrap();
 }
