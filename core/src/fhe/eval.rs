@@ -121,8 +121,22 @@ impl ClientKey {
     }
 
     /// Decrypts the final accumulators (one per class), as the simulator's `run` returns them.
+    /// A result of another shape than the plan's is refused: it comes from the server, and its
+    /// parsed dimensions are whatever the bytes said.
     pub fn decrypt(&self, plan: &Plan, out: &EncryptedOutput) -> Result<Vec<i32>, FheError> {
         check("encrypted result", out.binding, Binding { key: self.id, params: self.params, delta: plan.output_delta })?;
+        let size = self.params.big_dimension().to_lwe_size().0;
+        if out.logits.lwe_size().0 != size
+            || out.logits.as_ref().len() != plan.outputs * size
+            || out.logits.ciphertext_modulus() != CiphertextModulus::new_native()
+        {
+            return Err(FheError::Mismatch(format!(
+                "encrypted result holds {} values in ciphertexts of size {}, the model gives {} ciphertexts of size {size}",
+                out.logits.as_ref().len(),
+                out.logits.lwe_size().0,
+                plan.outputs
+            )));
+        }
         Ok(out.logits.iter().map(|ct| decode(self.decrypt_phase(ct), plan.output_delta)).collect())
     }
 
@@ -212,11 +226,15 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
         let want = Binding { key: self.key.id, params: self.key.params, delta: self.plan.input_delta };
         check("encrypted image", image.binding, want)?;
         let size = self.key.params.big_dimension().to_lwe_size().0;
-        if image.codes.lwe_size().0 != size || image.codes.entity_count() != self.model.input_shape().len() {
+        // The client's bytes set these; tfhe-rs asserts on them (a panic) rather than refuse.
+        let codes = &image.codes;
+        if codes.lwe_size().0 != size || codes.entity_count() != self.model.input_shape().len() || codes.ciphertext_modulus() != CiphertextModulus::new_native()
+        {
             return Err(FheError::Mismatch(format!(
-                "encrypted image holds {} ciphertexts of size {}, the model takes {} of size {size}",
-                image.codes.entity_count(),
-                image.codes.lwe_size().0,
+                "encrypted image holds {} ciphertexts of size {} (modulus {}), the model takes {} of size {size} (native modulus)",
+                codes.entity_count(),
+                codes.lwe_size().0,
+                codes.ciphertext_modulus(),
                 self.model.input_shape().len()
             )));
         }
@@ -329,5 +347,99 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
                 progress(stage, n, total);
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::ModelBuilder;
+    use crate::fhe::ParamSet;
+    use crate::model::Shape;
+    use tfhe::core_crypto::commons::math::random::{CompressionSeed, Seed};
+
+    /// An [`EncryptedOutput`] as a server could send it: bincode holds the list's length and
+    /// ciphertext size as they were written, consistent or not.
+    #[derive(Serialize)]
+    struct ForgedOutput {
+        binding: Binding,
+        logits: ForgedList,
+    }
+
+    /// The fields of tfhe's `LweCiphertextList`, in its order.
+    #[derive(Serialize)]
+    struct ForgedList {
+        data: Vec<u64>,
+        lwe_size: LweSize,
+        ciphertext_modulus: CiphertextModulus<u64>,
+    }
+
+    /// An [`EncryptedImage`] as a client could send it.
+    #[derive(Serialize)]
+    struct ForgedImage {
+        binding: Binding,
+        codes: (Vec<u64>, LweSize, CompressionSeed, CiphertextModulus<u64>),
+    }
+
+    #[test]
+    fn an_image_of_another_shape_is_refused_not_a_panic() {
+        let bytes = two_classes();
+        let model = Model::from_bytes(&bytes).unwrap();
+        let plan = Plan::new(&model, ParamSet::M1C1, None).unwrap();
+        let key = ClientKey::generate(ParamSet::M1C1);
+        let server = key.server_key(&plan).unwrap().expand();
+        let eval = Evaluator::new(&server, &model, plan.clone()).unwrap();
+        let size = ParamSet::M1C1.big_dimension().to_lwe_size();
+        let binding = Binding { key: key.id(), params: key.params(), delta: plan.input_delta };
+        let run = |codes: usize, lwe_size: LweSize, modulus| {
+            let forged = ForgedImage { binding, codes: (vec![0; codes], lwe_size, CompressionSeed::from(Seed(7)), modulus) };
+            let image = EncryptedImage::from_bytes(&wire::encode(wire::Kind::Image, &forged), 1 << 20).unwrap();
+            eval.run(&image, &|_, _, _| {})
+        };
+        let native = CiphertextModulus::new_native();
+        assert!(run(3, size, native).is_ok(), "the shape the model takes is evaluated");
+        let power_of_2 = CiphertextModulus::try_new_power_of_2(32).unwrap();
+        for (codes, lwe_size, modulus) in
+            [(2, size, native), (4, size, native), (3, LweSize(0), native), (3, LweSize(size.0 - 1), native), (3, size, power_of_2)]
+        {
+            let err = run(codes, lwe_size, modulus).unwrap_err();
+            assert!(err.to_string().contains("the model takes 3"), "{codes} codes of size {lwe_size:?}, modulus {modulus}: {err}");
+        }
+    }
+
+    fn two_classes() -> Vec<u8> {
+        let mut b = ModelBuilder::new("two classes", Shape { h: 1, w: 1, c: 3 }, &[[0; 256]; 3]);
+        b.linear(&[1; 6], 2, Shape { h: 1, w: 1, c: 3 }).output(&[1.0; 2], &[0.0; 2]);
+        b.to_bytes()
+    }
+
+    #[test]
+    fn a_result_of_another_shape_is_refused_not_a_panic() {
+        let bytes = two_classes();
+        let model = Model::from_bytes(&bytes).unwrap();
+        let plan = Plan::new(&model, ParamSet::M1C1, None).unwrap();
+        let key = ClientKey::generate(ParamSet::M1C1);
+        let size = ParamSet::M1C1.big_dimension().to_lwe_size().0;
+        let binding = Binding { key: key.id(), params: key.params(), delta: plan.output_delta };
+        let decrypt = |values: usize, lwe_size: usize, ciphertext_modulus| {
+            let forged = ForgedOutput { binding, logits: ForgedList { data: vec![0; values], lwe_size: LweSize(lwe_size), ciphertext_modulus } };
+            let out = EncryptedOutput::from_bytes(&wire::encode(wire::Kind::Output, &forged), 1 << 20).unwrap();
+            key.decrypt(&plan, &out)
+        };
+        let native = CiphertextModulus::new_native();
+        assert_eq!(decrypt(2 * size, size, native).unwrap().len(), 2, "the shape the plan expects decrypts");
+        let power_of_2 = CiphertextModulus::try_new_power_of_2(32).unwrap();
+        for (values, lwe_size, modulus) in [
+            (3 * size, size, native),
+            (size, size, native),
+            (2 * size + 1, size, native),
+            (2 * size, 0, native),
+            (2 * size, 2 * size, native),
+            (2 * size, size / 2, native),
+            (2 * size, size, power_of_2),
+        ] {
+            let err = decrypt(values, lwe_size, modulus).unwrap_err();
+            assert!(err.to_string().contains("the model gives 2 ciphertexts"), "{values} values of size {lwe_size}, modulus {modulus}: {err}");
+        }
     }
 }

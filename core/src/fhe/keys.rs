@@ -144,22 +144,29 @@ impl CompressedServerKey {
         wire::encode(wire::Kind::ServerKey, self)
     }
 
-    /// Parses a server key, refusing anything longer than `limit` bytes or malformed.
+    /// Parses a server key, refusing anything longer than `limit` bytes or malformed. The bytes
+    /// come from a client: every dimension in them, and the length of every key, must be what its
+    /// parameter set makes, or expanding and using the key could fail inside tfhe-rs.
     pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Self, FheError> {
         let key: Self = wire::decode(wire::Kind::ServerKey, bytes, limit)?;
-        let p = key.params;
+        let (p, tp) = (key.params, key.params.tfhe());
+        let native = CiphertextModulus::new_native();
+        // Only fields are compared, then lengths: tfhe-rs derives the key dimensions by dividing
+        // the length by sizes that a forged key could set to zero.
+        let ksk = &key.ksk;
+        let ksk_ok = (ksk.decomposition_base_log(), ksk.decomposition_level_count()) == (tp.ks_base_log, tp.ks_level)
+            && ksk.output_lwe_size() == p.small_dimension().to_lwe_size()
+            && ksk.ciphertext_modulus() == native
+            && ksk.as_ref().len() == p.big_dimension().0 * tp.ks_level.0;
         let bsk_ok = |bsk: &SeededLweBootstrapKeyOwned<u64>, kind| {
-            bsk.input_lwe_dimension() == p.small_dimension()
-                && bsk.polynomial_size() == p.polynomial_size()
-                && bsk.glwe_size() == p.tfhe().glwe_dimension.to_glwe_size()
-                && (bsk.decomposition_base_log(), bsk.decomposition_level_count()) == p.pbs_decomposition(kind)
+            let (base, level) = p.pbs_decomposition(kind);
+            let glwe_size = tp.glwe_dimension.to_glwe_size();
+            (bsk.decomposition_base_log(), bsk.decomposition_level_count()) == (base, level)
+                && (bsk.glwe_size(), bsk.polynomial_size()) == (glwe_size, p.polynomial_size())
+                && bsk.ciphertext_modulus() == native
+                && bsk.as_ref().len() == p.small_dimension().0 * seeded_ggsw_ciphertext_size(glwe_size, p.polynomial_size(), level)
         };
-        let shapes_ok = key.ksk.input_key_lwe_dimension() == p.big_dimension()
-            && key.ksk.output_key_lwe_dimension() == p.small_dimension()
-            && key.ksk.decomposition_level_count() == p.tfhe().ks_level
-            && bsk_ok(&key.bsk, Bootstrap::Standard)
-            && key.fine_bsk.as_ref().is_none_or(|b| bsk_ok(b, Bootstrap::Fine));
-        if !shapes_ok {
+        if !(ksk_ok && bsk_ok(&key.bsk, Bootstrap::Standard) && key.fine_bsk.as_ref().is_none_or(|b| bsk_ok(b, Bootstrap::Fine))) {
             return Err(FheError::Malformed("server key dimensions do not match its parameter set".into()));
         }
         Ok(key)
@@ -201,6 +208,76 @@ impl ServerKey {
         match kind {
             Bootstrap::Standard => Some(&self.bsk),
             Bootstrap::Fine => self.fine_bsk.as_ref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::ModelBuilder;
+    use crate::model::{Model, Shape};
+    use tfhe::core_crypto::commons::math::random::CompressionSeed;
+
+    /// The fields of a [`CompressedServerKey`] as bincode writes them, in tfhe-rs's order, so that
+    /// a test can forge any of them, as a client could.
+    #[derive(Serialize, Deserialize, Clone)]
+    struct Forged {
+        id: KeyId,
+        params: ParamSet,
+        ksk: (Vec<u64>, DecompositionBaseLog, DecompositionLevelCount, LweSize, CompressionSeed, CiphertextModulus<u64>),
+        bsk: ForgedBsk,
+        fine_bsk: Option<ForgedBsk>,
+    }
+
+    #[derive(Serialize, Deserialize, Clone)]
+    struct ForgedBsk {
+        data: Vec<u64>,
+        glwe_size: GlweSize,
+        polynomial_size: PolynomialSize,
+        base_log: DecompositionBaseLog,
+        level: DecompositionLevelCount,
+        seed: CompressionSeed,
+        modulus: CiphertextModulus<u64>,
+    }
+
+    #[test]
+    fn forged_server_key_dimensions_are_refused_not_a_panic() {
+        let mut b = ModelBuilder::new("one", Shape { h: 1, w: 1, c: 1 }, &[[0; 256]]);
+        b.linear(&[1, 2], 2, Shape { h: 1, w: 1, c: 1 }).output(&[1.0; 2], &[0.0; 2]);
+        let bytes = b.to_bytes();
+        let plan = Plan::new(&Model::from_bytes(&bytes).unwrap(), ParamSet::M1C1, None).unwrap();
+        let sent = ClientKey::generate(ParamSet::M1C1).server_key(&plan).unwrap().to_bytes();
+        let limit = 1 << 30;
+        let parse = |key: &Forged| CompressedServerKey::from_bytes(&wire::encode(wire::Kind::ServerKey, key), limit);
+        let key: Forged = wire::decode(wire::Kind::ServerKey, &sent, limit).unwrap();
+        assert_eq!(wire::encode(wire::Kind::ServerKey, &key), sent, "the stand-in writes the key's bytes");
+        parse(&key).unwrap().expand();
+        type Forgery = (&'static str, fn(&mut Forged));
+        let forgeries: [Forgery; 14] = [
+            ("ksk without levels", |k| k.ksk.2 = DecompositionLevelCount(0)),
+            ("ksk with a level more", |k| k.ksk.2 .0 += 1),
+            ("ksk with another base", |k| k.ksk.1 .0 += 1),
+            ("ksk output size 0", |k| k.ksk.3 = LweSize(0)),
+            ("ksk output one larger", |k| k.ksk.3 .0 += 1),
+            ("ksk one value short", |k| k.ksk.0.truncate(k.ksk.0.len() - 1)),
+            ("ksk an input element more", |k| k.ksk.0.extend([0; 8])),
+            ("ksk on a 2^32 modulus", |k| k.ksk.5 = CiphertextModulus::try_new_power_of_2(32).unwrap()),
+            ("bsk GLWE size 0", |k| k.bsk.glwe_size = GlweSize(0)),
+            ("bsk polynomial size 0", |k| k.bsk.polynomial_size = PolynomialSize(0)),
+            ("bsk without levels", |k| k.bsk.level = DecompositionLevelCount(0)),
+            ("bsk half the polynomial", |k| k.bsk.polynomial_size.0 /= 2),
+            ("bsk one value more", |k| k.bsk.data.push(0)),
+            ("bsk an input element short", |k| {
+                let n = k.bsk.data.len() / ParamSet::M1C1.small_dimension().0;
+                k.bsk.data.truncate(k.bsk.data.len() - n);
+            }),
+        ];
+        for (what, forge) in forgeries {
+            let mut forged = key.clone();
+            forge(&mut forged);
+            let err = parse(&forged).unwrap_err();
+            assert!(err.to_string().contains("dimensions do not match"), "{what}: {err}");
         }
     }
 }

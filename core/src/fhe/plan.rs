@@ -61,6 +61,8 @@ pub struct Plan {
     pub input_delta: u64,
     /// Scale of the final accumulators.
     pub output_delta: u64,
+    /// Number of final accumulators (the model's classes): what a client expects back.
+    pub outputs: usize,
     /// Per stage.
     pub stages: Vec<StagePlan>,
 }
@@ -165,7 +167,8 @@ impl Plan {
             }
         };
         let log_n = params.polynomial_size().0.trailing_zeros();
-        let mut plan = Plan { params, rounding_bits, input_delta: acc_delta(0)?, output_delta: delta(final_bits, last)?, stages: Vec::new() };
+        let mut plan =
+            Plan { params, rounding_bits, input_delta: acc_delta(0)?, output_delta: delta(final_bits, last)?, outputs: model.classes(), stages: Vec::new() };
         let mut variance = params.fresh_variance();
         let mut shape = model.input_shape();
         for (i, (stage, info)) in stages.iter().zip(model.info()).enumerate() {
