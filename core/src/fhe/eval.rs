@@ -131,9 +131,10 @@ impl ClientKey {
             || out.logits.ciphertext_modulus() != CiphertextModulus::new_native()
         {
             return Err(FheError::Mismatch(format!(
-                "encrypted result holds {} values in ciphertexts of size {}, the model gives {} ciphertexts of size {size}",
+                "encrypted result holds {} values in ciphertexts of size {} (modulus {}), the model gives {} ciphertexts of size {size} (native modulus)",
                 out.logits.as_ref().len(),
                 out.logits.lwe_size().0,
+                out.logits.ciphertext_modulus(),
                 plan.outputs
             )));
         }
@@ -351,7 +352,7 @@ impl<'k, 'm, 'a> Evaluator<'k, 'm, 'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::builder::ModelBuilder;
     use crate::fhe::ParamSet;
@@ -383,10 +384,8 @@ mod tests {
 
     #[test]
     fn an_image_of_another_shape_is_refused_not_a_panic() {
-        let bytes = two_classes();
+        let (bytes, plan, key) = two_classes();
         let model = Model::from_bytes(&bytes).unwrap();
-        let plan = Plan::new(&model, ParamSet::M1C1, None).unwrap();
-        let key = ClientKey::generate(ParamSet::M1C1);
         let server = key.server_key(&plan).unwrap().expand();
         let eval = Evaluator::new(&server, &model, plan.clone()).unwrap();
         let size = ParamSet::M1C1.big_dimension().to_lwe_size();
@@ -407,18 +406,19 @@ mod tests {
         }
     }
 
-    fn two_classes() -> Vec<u8> {
+    /// A model of one linear stage and two classes, its plan under the smallest set, and a
+    /// client key for it: what the tests of forged keys and ciphertexts start from.
+    pub(crate) fn two_classes() -> (Vec<u8>, Plan, ClientKey) {
         let mut b = ModelBuilder::new("two classes", Shape { h: 1, w: 1, c: 3 }, &[[0; 256]; 3]);
         b.linear(&[1; 6], 2, Shape { h: 1, w: 1, c: 3 }).output(&[1.0; 2], &[0.0; 2]);
-        b.to_bytes()
+        let bytes = b.to_bytes();
+        let plan = Plan::new(&Model::from_bytes(&bytes).unwrap(), ParamSet::M1C1, None).unwrap();
+        (bytes, plan, ClientKey::generate(ParamSet::M1C1))
     }
 
     #[test]
     fn a_result_of_another_shape_is_refused_not_a_panic() {
-        let bytes = two_classes();
-        let model = Model::from_bytes(&bytes).unwrap();
-        let plan = Plan::new(&model, ParamSet::M1C1, None).unwrap();
-        let key = ClientKey::generate(ParamSet::M1C1);
+        let (_, plan, key) = two_classes();
         let size = ParamSet::M1C1.big_dimension().to_lwe_size().0;
         let binding = Binding { key: key.id(), params: key.params(), delta: plan.output_delta };
         let decrypt = |values: usize, lwe_size: usize, ciphertext_modulus| {

@@ -215,8 +215,7 @@ impl ServerKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builder::ModelBuilder;
-    use crate::model::{Model, Shape};
+    use crate::fhe::eval::tests::two_classes;
     use tfhe::core_crypto::commons::math::random::CompressionSeed;
 
     /// The fields of a [`CompressedServerKey`] as bincode writes them, in tfhe-rs's order, so that
@@ -243,11 +242,8 @@ mod tests {
 
     #[test]
     fn forged_server_key_dimensions_are_refused_not_a_panic() {
-        let mut b = ModelBuilder::new("one", Shape { h: 1, w: 1, c: 1 }, &[[0; 256]]);
-        b.linear(&[1, 2], 2, Shape { h: 1, w: 1, c: 1 }).output(&[1.0; 2], &[0.0; 2]);
-        let bytes = b.to_bytes();
-        let plan = Plan::new(&Model::from_bytes(&bytes).unwrap(), ParamSet::M1C1, None).unwrap();
-        let sent = ClientKey::generate(ParamSet::M1C1).server_key(&plan).unwrap().to_bytes();
+        let (_, plan, client) = two_classes();
+        let sent = client.server_key(&plan).unwrap().to_bytes();
         let limit = 1 << 30;
         let parse = |key: &Forged| CompressedServerKey::from_bytes(&wire::encode(wire::Kind::ServerKey, key), limit);
         let key: Forged = wire::decode(wire::Kind::ServerKey, &sent, limit).unwrap();
@@ -261,7 +257,7 @@ mod tests {
             ("ksk output size 0", |k| k.ksk.3 = LweSize(0)),
             ("ksk output one larger", |k| k.ksk.3 .0 += 1),
             ("ksk one value short", |k| k.ksk.0.truncate(k.ksk.0.len() - 1)),
-            ("ksk an input element more", |k| k.ksk.0.extend([0; 8])),
+            ("ksk an input element more", |k| k.ksk.0.extend(vec![0; k.ksk.2 .0])),
             ("ksk on a 2^32 modulus", |k| k.ksk.5 = CiphertextModulus::try_new_power_of_2(32).unwrap()),
             ("bsk GLWE size 0", |k| k.bsk.glwe_size = GlweSize(0)),
             ("bsk polynomial size 0", |k| k.bsk.polynomial_size = PolynomialSize(0)),
