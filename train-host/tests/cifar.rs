@@ -55,3 +55,31 @@ fn reads_an_unpacked_folder_and_refuses_broken_files() {
     assert!(err.to_string().contains("record 1: label 42"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// CIFAR-100 comes in two archives that unpack into the same folder; the training one is to be
+/// added beside the test one in ../shared/data. Both are read where they lie (the labels' names
+/// from the test archive), with CIFAR-10's archive beside them, so `--data ../shared/data` works
+/// the day it arrives. The training archive here is made like the official one: an xz-compressed
+/// tar holding `cifar-100-binary/train.bin`, records of coarse label, fine label, pixels.
+#[test]
+fn reads_a_cifar100_training_archive_beside_the_test_archive() {
+    let dir = temp_dir("cifar100-archives");
+    for archive in ["cifar-100-binary-test.tar.xz", "cifar-10-binary.tar.xz"] {
+        std::os::unix::fs::symlink(default_data().join(archive), dir.join(archive)).unwrap();
+    }
+    let records: Vec<u8> = (0..3u8).flat_map(|i| [i, 90 + i].into_iter().chain((0..IMAGE_LEN).map(move |p| (p as u8).wrapping_add(i)))).collect();
+    let xz = liblzma::write::XzEncoder::new(std::fs::File::create(dir.join("cifar-100-binary-train.tar.xz")).unwrap(), 6);
+    let mut tar = tar::Builder::new(xz);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(records.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "cifar-100-binary/train.bin", &records[..]).unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
+
+    let train = load(&dir, Kind::Cifar100, Split::Train).expect("the training archive");
+    assert_eq!((train.len(), train.labels.clone(), train.image(2)[5]), (3, vec![90, 91, 92], 7));
+    assert_eq!((train.names.len(), train.names[90].as_str()), (100, "train"), "names from the test archive");
+    assert_eq!(load(&dir, Kind::Cifar100, Split::Test).expect("the test archive").len(), 10_000);
+    let _ = std::fs::remove_dir_all(&dir);
+}
