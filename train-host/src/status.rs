@@ -84,7 +84,7 @@ pub fn text(run: &Path) -> Result<String, String> {
     } else {
         let _ = writeln!(
             s,
-            "resume with (add --backend and --bf16 as you like):\n  train-host train {} {data} --run-dir {} --resume",
+            "resume with (add --backend and --bf16 as you like: the ones it ran with so far continue it exactly):\n  train-host train {} {data} --run-dir {} --resume",
             cfg.options(),
             run.display()
         );
