@@ -743,6 +743,7 @@ fn run(cli: Cli) -> Result<(), String> {
             if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
                 return Err("--imagenet-weights needs --arch vgg11 at width 1".into());
             }
+            let _lock = run_folder::lock(&run_dir)?;
             let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
             test.truncate(eval_images);
             if restart_qat {

@@ -2,7 +2,8 @@
 //! log; written atomically after every epoch, and readable by every later version of the tool),
 //! `partial.bin` (the same within an epoch, with the epoch's position: written every few minutes
 //! and on Ctrl-C or SIGTERM, removed when the epoch ends), `float.bin` (the checkpoint as the float
-//! phase ended, for another QAT), `log.tsv` (one line per epoch) and, at the end, `model.cifhe`; and
+//! phase ended, for another QAT), `log.tsv` (one line per epoch), `lock` (held by the process
+//! training the run, [`lock`]) and, at the end, `model.cifhe`; and
 //! what can be done with a run as a whole: check that it may resume with given settings, restart
 //! its QAT, take its finished or latest network.
 use crate::arch::{Arch, FloatNet, Params};
@@ -247,6 +248,50 @@ pub(crate) fn remove_partial(run: &Path) -> Result<(), String> {
         std::fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// The lock of a run folder, held while a `train` process works on it: two processes training
+/// one run would overwrite each other's checkpoints. An advisory lock on `lock` (the file holds
+/// the process id), which the operating system drops when the process ends, however it ends.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+fn lock_path(run: &Path) -> PathBuf {
+    run.join("lock")
+}
+
+/// Takes the lock of `run` (creating the folder), or says which process holds it.
+pub fn lock(run: &Path) -> Result<RunLock, String> {
+    use std::io::Write;
+    std::fs::create_dir_all(run).map_err(|e| format!("creating {}: {e}", run.display()))?;
+    let path = lock_path(run);
+    let mut file =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(format!(
+                "another process (pid {}) is training the run in {}: stop it (Ctrl-C, or kill, which saves the run) before resuming it",
+                holder.trim(),
+                run.display()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(format!("locking {}: {e}", path.display())),
+    }
+    file.set_len(0).and_then(|()| write!(file, "{}", std::process::id())).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(RunLock { _file: file })
+}
+
+/// The process id of the `train` process working on `run` now, if any.
+pub fn trainer(run: &Path) -> Option<String> {
+    let path = lock_path(run);
+    let file = std::fs::File::open(&path).ok()?;
+    match file.try_lock_shared() {
+        Err(std::fs::TryLockError::WouldBlock) => Some(std::fs::read_to_string(&path).unwrap_or_default().trim().to_string()),
+        _ => None,
+    }
 }
 
 /// The copy of the checkpoint made when the float phase ended.

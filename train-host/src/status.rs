@@ -3,7 +3,7 @@
 //! goes on with it. A VGG11 run spans many sessions; this says where it was left and how to resume
 //! it without reading the run folder's files or remembering its options.
 use crate::cifar::Kind;
-use crate::run_folder::{last_saved, newest, EpochLog};
+use crate::run_folder::{last_saved, newest, trainer, EpochLog};
 use crate::train::PARTIAL_EVERY;
 use std::fmt::Write;
 use std::path::Path;
@@ -11,7 +11,13 @@ use std::path::Path;
 /// Why `run` has nothing to report: no such folder, or a run that has not saved anything yet
 /// (asked in the first minutes of a run, a bare "no run" would suggest it failed).
 fn nothing_saved(run: &Path) -> String {
-    if run.is_dir() {
+    if let Some(pid) = trainer(run) {
+        format!(
+            "{}: a training run (process {pid}) started there has saved nothing yet: it saves after {} minutes of training, at the end of its first epoch, or when stopped",
+            run.display(),
+            PARTIAL_EVERY.as_secs() / 60
+        )
+    } else if run.is_dir() {
         format!(
             "{} holds no saved training state yet (no checkpoint.bin or partial.bin): a run saves its first after {} minutes of training, at the end of its first epoch, or when stopped",
             run.display(),
@@ -39,7 +45,12 @@ pub fn text(run: &Path) -> Result<String, String> {
         epochs(cfg.float_epochs, "float"),
         epochs(cfg.qat_epochs, "QAT")
     );
+    let training = trainer(run);
     let saved = last_saved(run).and_then(|t| t.elapsed().ok()).map_or(String::new(), |ago| format!("; last saved {} ago", duration(ago.as_secs_f64())));
+    let saved = match &training {
+        Some(pid) => format!("{saved}; training now (process {pid})"),
+        None => format!("{saved}; not training now"),
+    };
     let finished = ck.done >= total;
     let _ = match &position {
         Some(p) => {
@@ -82,6 +93,9 @@ pub fn text(run: &Path) -> Result<String, String> {
         }
         let _ = writeln!(s, "compile it again (another rounding, say) with:\n  train-host compile --run-dir {} {data}", run.display());
     } else {
+        if let Some(pid) = training {
+            let _ = writeln!(s, "process {pid} is training it: Ctrl-C in its terminal or `kill {pid}` stops it and saves the epoch in progress; then");
+        }
         let _ = writeln!(
             s,
             "resume with (add --backend and --bf16 as you like: the ones it ran with so far continue it exactly):\n  train-host train {} {data} --run-dir {} --resume",

@@ -255,15 +255,25 @@ fn a_run_stopped_by_sigterm_and_ctrl_c_resumes_to_the_uninterrupted_model() {
     let (ok, _, err) = train_host(&args(&whole, false).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(ok, "{err}");
     // Without a terminal, training reports every tenth of an epoch: the signal comes after the first.
-    let (ok, err) = signalled_at(&args(&stopped, false), "float epoch 1/1: ", "-TERM");
-    assert!(!ok && err.contains("interrupted in float epoch 1 at batch") && err.contains("--resume"), "{err}");
     let status = |expected: &str| {
         let (ok, out, err) = train_host(&["status", "--run-dir", stopped.to_str().unwrap()]);
         assert!(ok && out.contains(expected), "{out}{err}");
         out
     };
-    status("0 of 2 epochs done; float epoch 1 of 1 in progress");
-    let (ok, err) = signalled_at(&args(&stopped, true), "qat epoch 1/1: ", "-INT");
+    // While it trains, the run is locked: `status` names the process, and a second `train` on
+    // the same folder is refused.
+    let while_training = |pid: u32| {
+        let training = format!("training now (process {pid})");
+        let (ok, out, err) = train_host(&["status", "--run-dir", stopped.to_str().unwrap()]);
+        assert!(ok && out.contains(&training) || err.contains(&format!("a training run (process {pid}) started there")), "{out}{err}");
+        let (ok, _, err) = train_host(&args(&stopped, true).iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!ok && err.contains(&format!("another process (pid {pid}) is training the run")), "{err}");
+    };
+    let (ok, err) = signalled_at(&args(&stopped, false), "float epoch 1/1: ", while_training, "-TERM");
+    assert!(!ok && err.contains("interrupted in float epoch 1 at batch") && err.contains("--resume"), "{err}");
+    status("0 of 2 epochs done; float epoch 1 of 1 in progress, ");
+    status("; not training now");
+    let (ok, err) = signalled_at(&args(&stopped, true), "qat epoch 1/1: ", |_| {}, "-INT");
     assert!(!ok && err.contains("resuming epoch 1 of 2 at batch") && err.contains("interrupted in qat epoch 1 at batch"), "{err}");
     // `status` gives the command that resumes the run (its options, --limit among them); given
     // the data, that command ends it.
@@ -278,10 +288,11 @@ fn a_run_stopped_by_sigterm_and_ctrl_c_resumes_to_the_uninterrupted_model() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs train-host with `args`, sends it `signal` (an option of `kill`) once its stderr shows a
-/// line holding `mark`, and returns whether it succeeded and its stderr.
+/// Runs train-host with `args`, calls `meanwhile` with its process id and then sends it `signal`
+/// (an option of `kill`) once its stderr shows a line holding `mark`, and returns whether it
+/// succeeded and its stderr.
 #[cfg(unix)]
-fn signalled_at(args: &[String], mark: &str, signal: &str) -> (bool, String) {
+fn signalled_at(args: &[String], mark: &str, meanwhile: impl FnOnce(u32), signal: &str) -> (bool, String) {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_train-host"))
         .args(args)
@@ -296,6 +307,7 @@ fn signalled_at(args: &[String], mark: &str, signal: &str) -> (bool, String) {
         err += &line;
         err.push('\n');
         if line.contains(mark) {
+            meanwhile(child.id());
             assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill runs").success());
             break;
         }
