@@ -78,7 +78,7 @@ enum Command {
         /// area-averaged to the model's 32×32 as the web page does): the likeliest classes.
         files: Vec<PathBuf>,
         /// Classes shown per picture.
-        #[arg(long, default_value_t = 3, requires = "files")]
+        #[arg(long, value_parser = at_least_one, default_value_t = 3, requires = "files")]
         top: usize,
         /// With pictures: print one JSON array (file, size, classes with probabilities).
         #[arg(long, requires = "files")]
@@ -90,7 +90,7 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
         /// Test images to classify.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 1000)]
         images: usize,
         /// Predictions to print.
         #[arg(long, default_value_t = 10)]
@@ -137,14 +137,14 @@ enum Command {
         #[arg(long, value_parser = parse_rounding)]
         rounding_bits: Option<Rounding>,
         /// Lookup stages to run, from the first.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 2)]
         stages: usize,
         /// Per-lookup error probability above which a lookup's inputs come from the fine bootstrap
         /// (as `fhe` chooses them).
         #[arg(long, default_value_t = FHE_P_ERROR, value_parser = parse_p_error)]
         p_error: f64,
         /// Side of the centre crop of each image [default: the whole image].
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         crop: Option<usize>,
         /// Markdown file to update (its fhe-noise section).
         #[arg(long)]
@@ -168,13 +168,13 @@ enum Command {
         #[arg(long, default_value = "2_2", value_parser = parse_params)]
         params: ParamSet,
         /// Sessions held at once (each expanded 2_2 server key takes about 120 MB).
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 4)]
         max_sessions: usize,
         /// Seconds after which an idle session's server key is dropped.
         #[arg(long, default_value_t = 600)]
         idle_timeout: u64,
         /// Largest server key accepted, in MB.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 64)]
         key_limit_mb: usize,
         /// Sample test images offered by the page.
         #[arg(long, default_value_t = 12)]
@@ -193,7 +193,7 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
         /// Evaluate only the first N test images.
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         limit: Option<usize>,
         /// Print one JSON object instead of the text report.
         #[arg(long)]
@@ -223,7 +223,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Training images used for calibration.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 256)]
         calibration: usize,
         /// Default rounding bits written into the model (`none` for no rounding).
         #[arg(long, default_value = "6", value_parser = parse_rounding)]
@@ -262,7 +262,7 @@ enum Command {
         #[arg(long, default_value_t = recipe().rotation_degrees, value_parser = parse_degrees)]
         rotate: f32,
         /// Batch size.
-        #[arg(long, default_value_t = recipe().batch)]
+        #[arg(long, value_parser = at_least_one, default_value_t = recipe().batch)]
         batch: usize,
         /// Peak learning rate of the float epochs (Adam, warm-up then cosine).
         #[arg(long, default_value_t = recipe().lr)]
@@ -283,10 +283,10 @@ enum Command {
         #[arg(long, default_value_t = recipe().seed)]
         seed: u64,
         /// Train on the first N training images only.
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         limit: Option<usize>,
         /// Test images whose accuracy is logged each epoch and reported at the end.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 10_000)]
         eval_images: usize,
         /// Continue the run in --run-dir where it stopped, as if it never had: same weights,
         /// optimizer state and batches.
@@ -339,10 +339,10 @@ enum Command {
         data: PathBuf,
         /// The --limit the run was trained with (its first images are the calibration images;
         /// runs saved since 2026-12-01 know it).
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         limit: Option<usize>,
         /// Test images the report measures.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 10_000)]
         eval_images: usize,
         /// Default rounding bits written into the model [default: the run's QAT rounding, else 6].
         #[arg(long, value_parser = parse_rounding)]
@@ -390,7 +390,7 @@ enum Command {
         #[arg(long)]
         weights: PathBuf,
         /// Classes of the new classifier.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 10)]
         classes: usize,
     },
     /// Where a training run stands: epochs done and in progress, hours spent and left, its last
@@ -416,10 +416,10 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         width: f32,
         /// Batch size.
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 128)]
         batch: usize,
         /// Timed steps (after one warm-up step).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 3)]
         steps: usize,
         /// Batch normalisation after each convolution.
         #[arg(long)]
@@ -449,7 +449,7 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
         /// Test images per configuration.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 10_000)]
         images: usize,
         /// Markdown file to update (its simulator section).
         #[arg(long)]
@@ -465,7 +465,7 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "1_1,2_2,3_3", value_parser = parse_params)]
         sets: Vec<ParamSet>,
         /// Bootstraps timed per set.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, value_parser = at_least_one, default_value_t = 64)]
         lookups: usize,
         /// Largest per-lookup error probability when choosing a model's set.
         #[arg(long, default_value_t = FHE_P_ERROR, value_parser = parse_p_error)]
@@ -479,6 +479,15 @@ enum Command {
 /// The default training recipe, which `train`'s options default to.
 fn recipe() -> train::TrainConfig {
     train::TrainConfig::recipe(Kind::Cifar10)
+}
+
+/// For counts where zero means nothing to do (a batch of no images, no test images): refused
+/// when parsing, not met later as an empty report or a division by zero.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>().map_err(|e| e.to_string())? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
 }
 
 fn parse_degrees(s: &str) -> Result<f32, String> {

@@ -75,6 +75,16 @@ fn bad_inputs_give_clear_errors() {
     assert!(!ok && err.contains("rounding"), "{err}");
     let (ok, _, err) = train_host(&["classify", "--p-error", "1.5"]);
     assert!(!ok && err.contains("p_error"), "{err}");
+    // Counts of nothing are refused up front (a batch of 0 images divided by zero; 0 test images
+    // printed a report of 0/0).
+    for args in [
+        &["classify", "--images", "0"][..],
+        &["eval", "--model", "m", "--data", data, "--limit", "0"],
+        &["train", "--batch", "0", "--data", data, "--run-dir", "r"],
+    ] {
+        let (ok, _, err) = train_host(args);
+        assert!(!ok && err.contains("'0'") && err.contains("must be at least 1"), "{args:?}: {err}");
+    }
     let (ok, _, err) = train_host(&["classify", "--data", dir.to_str().unwrap()]);
     assert!(!ok && err.contains("test_batch.bin not found"), "{err}");
     let (ok, _, err) = train_host(&["init", "--arch", "resnet", "--data", data, "--out", "x"]);
