@@ -208,7 +208,7 @@ enum Command {
         #[arg(long, default_value = "vgg11")]
         arch: String,
         /// Channel width multiplier.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = positive::<f32>)]
         width: f32,
         /// Dataset (sets classes, normalisation, calibration images).
         #[arg(long, value_enum, default_value = "cifar10")]
@@ -235,7 +235,7 @@ enum Command {
         #[arg(long, default_value_t = recipe().arch)]
         arch: String,
         /// Channel width multiplier.
-        #[arg(long, default_value_t = recipe().width)]
+        #[arg(long, default_value_t = recipe().width, value_parser = positive::<f32>)]
         width: f32,
         /// Dataset.
         #[arg(long, value_enum, default_value = "cifar10")]
@@ -265,13 +265,13 @@ enum Command {
         #[arg(long, value_parser = at_least_one, default_value_t = recipe().batch)]
         batch: usize,
         /// Peak learning rate of the float epochs (Adam, warm-up then cosine).
-        #[arg(long, default_value_t = recipe().lr)]
+        #[arg(long, default_value_t = recipe().lr, value_parser = positive::<f64>)]
         lr: f64,
         /// Peak learning rate of the QAT epochs.
-        #[arg(long, default_value_t = recipe().qat_lr)]
+        #[arg(long, default_value_t = recipe().qat_lr, value_parser = positive::<f64>)]
         qat_lr: f64,
         /// Label smoothing.
-        #[arg(long, default_value_t = recipe().smoothing)]
+        #[arg(long, default_value_t = recipe().smoothing, value_parser = parse_smoothing)]
         smoothing: f32,
         /// Batch normalisation after each convolution in float training (folded before QAT).
         #[arg(long)]
@@ -413,7 +413,7 @@ enum Command {
         #[arg(long, default_value = "vgg11")]
         arch: String,
         /// Channel width multiplier.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = positive::<f32>)]
         width: f32,
         /// Batch size.
         #[arg(long, value_parser = at_least_one, default_value_t = 128)]
@@ -487,6 +487,22 @@ fn at_least_one(s: &str) -> Result<usize, String> {
     match s.parse::<usize>().map_err(|e| e.to_string())? {
         0 => Err("must be at least 1".into()),
         n => Ok(n),
+    }
+}
+
+/// For rates and multipliers: a finite number above zero (a NaN learning rate trained to NaN
+/// weights, a zero width made one-channel layers).
+fn positive<T: std::str::FromStr + Into<f64> + Copy>(s: &str) -> Result<T, String> {
+    match s.parse::<T>() {
+        Ok(x) if x.into().is_finite() && x.into() > 0.0 => Ok(x),
+        _ => Err("must be a number above 0".into()),
+    }
+}
+
+fn parse_smoothing(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if (0.0..1.0).contains(&x) => Ok(x),
+        _ => Err("label smoothing must be at least 0 and below 1".into()),
     }
 }
 
@@ -613,10 +629,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 let n = r.images.len();
                 let agree = r.images.iter().filter(|i| i.fhe_class == i.simulator_class).count();
                 let possible = r.images.iter().filter(|i| i.noisy_simulator_classes.iter().any(|c| c.class == i.fhe_class)).count();
+                // With --noise-draws 0 the noisy simulator did not run: nothing to compare with.
+                let noisy = if noise_draws > 0 { format!(", one of the noisy simulator's on {possible}/{n}") } else { String::new() };
                 let mean = r.images.iter().map(|i| i.evaluate_seconds).sum::<f64>() / n.max(1) as f64;
                 println!(
-                    "{}: {} bootstraps per image under {}; TFHE class = noiseless simulator's on {agree}/{n} images, \
-                     one of the noisy simulator's on {possible}/{n}; {mean:.1} s per image on {} threads",
+                    "{}: {} bootstraps per image under {}; TFHE class = noiseless simulator's on {agree}/{n} images{noisy}; \
+                     {mean:.1} s per image on {} threads",
                     r.model, r.bootstraps, r.params, r.threads
                 );
             }
@@ -752,9 +770,9 @@ fn run(cli: Cli) -> Result<(), String> {
             if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
                 return Err("--imagenet-weights needs --arch vgg11 at width 1".into());
             }
-            let _lock = run_folder::lock(&run_dir)?;
             let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
             test.truncate(eval_images);
+            let _lock = run_folder::lock(&run_dir)?;
             if restart_qat {
                 let k = run_folder::restart_qat(&run_dir, &cfg)?;
                 eprintln!("restarting QAT from the float weights; the previous attempt is kept as *.qat-attempt-{k}.*");

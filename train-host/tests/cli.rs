@@ -85,6 +85,10 @@ fn bad_inputs_give_clear_errors() {
         let (ok, _, err) = train_host(args);
         assert!(!ok && err.contains("'0'") && err.contains("must be at least 1"), "{args:?}: {err}");
     }
+    for args in [&["train", "--lr", "nan", "--data", data, "--run-dir", "r"][..], &["init", "--width", "0", "--data", data, "--out", "x"]] {
+        let (ok, _, err) = train_host(args);
+        assert!(!ok && err.contains("must be a number above 0"), "{args:?}: {err}");
+    }
     let (ok, _, err) = train_host(&["classify", "--data", dir.to_str().unwrap()]);
     assert!(!ok && err.contains("test_batch.bin not found"), "{err}");
     let (ok, _, err) = train_host(&["init", "--arch", "resnet", "--data", data, "--out", "x"]);
