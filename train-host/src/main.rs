@@ -770,9 +770,16 @@ fn run(cli: Cli) -> Result<(), String> {
             if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
                 return Err("--imagenet-weights needs --arch vgg11 at width 1".into());
             }
-            let (train_set, mut test) = load_train_and_test(&data, dataset, limit)?;
-            test.truncate(eval_images);
+            // Locked first, so that a second `train` on this run is refused at once; a folder
+            // made here is removed again if the data cannot be read.
+            let made = !run_dir.exists();
             let _lock = run_folder::lock(&run_dir)?;
+            let (train_set, mut test) = load_train_and_test(&data, dataset, limit).inspect_err(|_| {
+                if made {
+                    let _ = std::fs::remove_dir_all(&run_dir);
+                }
+            })?;
+            test.truncate(eval_images);
             if restart_qat {
                 let k = run_folder::restart_qat(&run_dir, &cfg)?;
                 eprintln!("restarting QAT from the float weights; the previous attempt is kept as *.qat-attempt-{k}.*");

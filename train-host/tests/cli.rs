@@ -302,9 +302,9 @@ fn a_run_stopped_by_sigterm_and_ctrl_c_resumes_to_the_uninterrupted_model() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs train-host with `args`, calls `meanwhile` with its process id and then sends it `signal`
-/// (an option of `kill`) once its stderr shows a line holding `mark`, and returns whether it
-/// succeeded and its stderr.
+/// Runs train-host with `args`; once its stderr shows a line holding `mark`, pauses it (SIGSTOP),
+/// calls `meanwhile` with its process id, lets it go on (SIGCONT) and sends it `signal` (an option
+/// of `kill`); returns whether it succeeded and its stderr.
 #[cfg(unix)]
 fn signalled_at(args: &[String], mark: &str, meanwhile: impl FnOnce(u32), signal: &str) -> (bool, String) {
     use std::io::BufRead;
@@ -321,8 +321,12 @@ fn signalled_at(args: &[String], mark: &str, meanwhile: impl FnOnce(u32), signal
         err += &line;
         err.push('\n');
         if line.contains(mark) {
+            let kill = |signal: &str| assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill runs").success());
+            // Paused, a short run cannot end while `meanwhile` looks at it.
+            kill("-STOP");
             meanwhile(child.id());
-            assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill runs").success());
+            kill("-CONT");
+            kill(signal);
             break;
         }
     }
