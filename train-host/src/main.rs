@@ -808,13 +808,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 per_channel_weights: per_channel_weights || cfg.per_channel_weights,
                 weight_bits: weight_bits.unwrap_or(cfg.weight_bits),
                 act_bits: act_bits.unwrap_or(cfg.act_bits),
-                // Runs saved before 2026-12-01 do not know their --limit: it may be given.
-                limit: limit.or(cfg.limit),
                 ..cfg
             };
-            let dataset = Kind::for_classes(cfg.classes).ok_or_else(|| format!("the run has {} classes: not a CIFAR run", cfg.classes))?;
-            let (train_set, mut test) = load_train_and_test(&data, dataset, cfg.limit)?;
-            test.truncate(eval_images);
+            let (cfg, train_set, test) = run_data(cfg, limit, &data, eval_images)?;
             let rounding = rounding_bits.map_or(Some(6), |r| r.0);
             let out = out.unwrap_or_else(|| run_dir.join("post-training.cifhe"));
             compile_run::post_training(&cfg, &net, &log, &train_set, &test, rounding, &run_dir, &out)?;
@@ -822,11 +818,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Compile { run_dir, data, limit, eval_images, rounding_bits, out, backend, .. } => {
             let device = backend.device()?;
             let (cfg, t) = run_folder::finished(&run_dir)?;
-            // Runs saved before 2026-12-01 do not know their --limit: it may be given.
-            let cfg = train::TrainConfig { limit: limit.or(cfg.limit), ..cfg };
-            let dataset = Kind::for_classes(cfg.classes).ok_or_else(|| format!("the run has {} classes: not a CIFAR run", cfg.classes))?;
-            let (train_set, mut test) = load_train_and_test(&data, dataset, cfg.limit)?;
-            test.truncate(eval_images);
+            let (cfg, train_set, test) = run_data(cfg, limit, &data, eval_images)?;
             let rounding = rounding_bits.map_or(Some(cfg.qat_rounding_bits.map_or(6, |b| b as u8)), |r| r.0);
             compile_run::finished(&cfg, &t, &train_set, &test, rounding, &run_dir, out.as_deref(), &device)?;
         }
@@ -930,6 +922,21 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// The training set (its first `limit` images) and the test set.
+/// A saved run's training images (the ones it trained on) and `eval_images` test images, for
+/// `compile`; runs saved before 2026-12-01 do not know their --limit, which `limit` may give.
+fn run_data(
+    cfg: train::TrainConfig,
+    limit: Option<usize>,
+    data: &Path,
+    eval_images: usize,
+) -> Result<(train::TrainConfig, cifar::Dataset, cifar::Dataset), String> {
+    let cfg = train::TrainConfig { limit: limit.or(cfg.limit), ..cfg };
+    let dataset = Kind::for_classes(cfg.classes).ok_or_else(|| format!("the run has {} classes: not a CIFAR run", cfg.classes))?;
+    let (train_set, mut test) = load_train_and_test(data, dataset, cfg.limit)?;
+    test.truncate(eval_images);
+    Ok((cfg, train_set, test))
+}
+
 fn load_train_and_test(data: &Path, dataset: Kind, limit: Option<usize>) -> Result<(cifar::Dataset, cifar::Dataset), String> {
     eprintln!("loading {dataset}…");
     let mut train_set = cifar::load(data, dataset, Split::Train).map_err(|e| e.to_string())?;

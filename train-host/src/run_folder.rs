@@ -271,10 +271,9 @@ pub fn lock(run: &Path) -> Result<RunLock, String> {
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
             return Err(format!(
                 "another process (pid {}) is training the run in {}: stop it (Ctrl-C, or kill, which saves the run) before resuming it",
-                holder.trim(),
+                pid_in(&path),
                 run.display()
             ));
         }
@@ -289,9 +288,14 @@ pub fn trainer(run: &Path) -> Option<String> {
     let path = lock_path(run);
     let file = std::fs::File::open(&path).ok()?;
     match file.try_lock_shared() {
-        Err(std::fs::TryLockError::WouldBlock) => Some(std::fs::read_to_string(&path).unwrap_or_default().trim().to_string()),
+        Err(std::fs::TryLockError::WouldBlock) => Some(pid_in(&path)),
         _ => None,
     }
+}
+
+/// The process id the lock file `path` holds (empty if unreadable).
+fn pid_in(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default().trim().to_string()
 }
 
 /// The copy of the checkpoint made when the float phase ended.

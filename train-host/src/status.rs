@@ -11,18 +11,11 @@ use std::path::Path;
 /// Why `run` has nothing to report: no such folder, or a run that has not saved anything yet
 /// (asked in the first minutes of a run, a bare "no run" would suggest it failed).
 fn nothing_saved(run: &Path) -> String {
+    let first_save = format!("after {} minutes of training, at the end of its first epoch, or when stopped", PARTIAL_EVERY.as_secs() / 60);
     if let Some(pid) = trainer(run) {
-        format!(
-            "{}: a training run (process {pid}) started there has saved nothing yet: it saves after {} minutes of training, at the end of its first epoch, or when stopped",
-            run.display(),
-            PARTIAL_EVERY.as_secs() / 60
-        )
+        format!("{}: a training run (process {pid}) started there has saved nothing yet: it saves {first_save}", run.display())
     } else if run.is_dir() {
-        format!(
-            "{} holds no saved training state yet (no checkpoint.bin or partial.bin): a run saves its first after {} minutes of training, at the end of its first epoch, or when stopped",
-            run.display(),
-            PARTIAL_EVERY.as_secs() / 60
-        )
+        format!("{} holds no saved training state yet (no checkpoint.bin or partial.bin): a run saves its first {first_save}", run.display())
     } else {
         format!("{} does not exist: no training run there", run.display())
     }
