@@ -3,6 +3,8 @@
 //! A data path may be a folder holding the unpacked files (`cifar-10-batches-bin/…`,
 //! `cifar-100-binary/…`, or the files themselves), a folder holding the official archives, or one
 //! archive (`.tar.gz`, `.tgz`, `.tar.xz`, `.tar`). Archives are streamed, never unpacked to disk.
+//! Where a `SHA256SUMS` list lies in that folder (or beside that archive), as it does beside the
+//! archives this project is given, every image file read is checked against it.
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
@@ -146,6 +148,8 @@ pub enum DataError {
     Missing { file: String, searched: PathBuf },
     /// A file's size is not a whole number of records.
     Truncated { file: String, len: usize, record: usize },
+    /// A file's SHA-256 is not the one the data folder's `SHA256SUMS` lists for it.
+    Checksum { file: String, sums: PathBuf, listed: String, actual: String },
     /// A label byte is outside the class range.
     BadLabel { file: String, record: usize, label: u8, classes: usize },
     /// Reading failed.
@@ -161,6 +165,9 @@ impl fmt::Display for DataError {
             }
             DataError::Truncated { file, len, record } => {
                 write!(f, "{file} is truncated or not a CIFAR binary file: {len} bytes is not a multiple of the {record}-byte record")
+            }
+            DataError::Checksum { file, sums, listed, actual } => {
+                write!(f, "{file} is damaged or not the file {} lists: its SHA-256 is {actual}, the list says {listed}", sums.display())
             }
             DataError::BadLabel { file, record, label, classes } => {
                 write!(f, "{file}, record {record}: label {label} is outside 0..{classes} (mislabeled, or the other CIFAR's file)")
@@ -241,6 +248,34 @@ fn read_files(path: &Path, kind: Kind, names: &[String]) -> Result<HashMap<Strin
     Ok(found)
 }
 
+/// The checksum list of a data folder, in `sha256sum`'s format with paths as inside the archives.
+const SUMS_FILE: &str = "SHA256SUMS";
+
+/// The SHA-256 (lowercase hex) listed for each file in the `SHA256SUMS` of the folder `path`
+/// names (or the folder of the archive it names), with that list's path; empty if there is none.
+fn listed_sums(path: &Path) -> Result<(PathBuf, HashMap<String, String>), DataError> {
+    let folder = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
+    let sums = folder.join(SUMS_FILE);
+    let text = match std::fs::read_to_string(&sums) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(DataError::Io(sums, e)),
+    };
+    // `HASH  path` (text mode) or `HASH *path` (binary mode).
+    let listed = text
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(hash, file)| (file.trim_start_matches([' ', '*']).to_owned(), hash.to_ascii_lowercase()))
+        .collect();
+    Ok((sums, listed))
+}
+
+/// Lowercase hex SHA-256 of `bytes`, as `sha256sum` prints it.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Loads the test set of the CIFAR that `model` classifies (by its class count), keeping the
 /// first `limit` images if given.
 pub fn test_set_for(model: &cifhe_core::Model<'_>, path: &Path, limit: Option<usize>) -> Result<Dataset, String> {
@@ -258,12 +293,19 @@ pub fn load(path: &Path, kind: Kind, split: Split) -> Result<Dataset, DataError>
     let mut wanted = files.clone();
     wanted.push(kind.names_file().into());
     let mut found = read_files(path, kind, &wanted)?;
+    let (sums, listed) = listed_sums(path)?;
     let mut ds = Dataset { kind, images: Vec::new(), labels: Vec::new(), names: Vec::new() };
     for file in &files {
         let bytes = found.remove(file).ok_or_else(|| DataError::Missing { file: file.clone(), searched: path.into() })?;
         let rec = kind.record_len();
         if bytes.is_empty() || bytes.len() % rec != 0 {
             return Err(DataError::Truncated { file: file.clone(), len: bytes.len(), record: rec });
+        }
+        if let Some(expected) = listed.get(&format!("{}/{file}", kind.folder())) {
+            let actual = sha256_hex(&bytes);
+            if &actual != expected {
+                return Err(DataError::Checksum { file: file.clone(), sums, listed: expected.clone(), actual });
+            }
         }
         ds.images.reserve(bytes.len() / rec * IMAGE_LEN);
         for (i, r) in bytes.chunks_exact(rec).enumerate() {

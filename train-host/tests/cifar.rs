@@ -44,6 +44,18 @@ fn reads_an_unpacked_folder_and_refuses_broken_files() {
     let ds = load(&dir, Kind::Cifar10, Split::Test).unwrap();
     assert_eq!((ds.len(), ds.labels[1], ds.image(1)[5]), (2, 7, 5));
 
+    // A checksum list beside the files is honoured: the file it lists must hash as listed.
+    use sha2::Digest;
+    let hash: String = sha2::Sha256::digest(&two).iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(dir.join("SHA256SUMS"), format!("{hash}  cifar-10-batches-bin/test_batch.bin\n")).unwrap();
+    assert_eq!(load(&dir, Kind::Cifar10, Split::Test).unwrap().len(), 2);
+    let other = format!("{}0", &hash[..63]);
+    std::fs::write(dir.join("SHA256SUMS"), format!("{other} *cifar-10-batches-bin/test_batch.bin\n")).unwrap();
+    let err = load(&dir, Kind::Cifar10, Split::Test).unwrap_err();
+    assert!(matches!(&err, DataError::Checksum { file, listed, actual, .. } if file == "test_batch.bin" && *listed == other && *actual == hash), "{err}");
+    assert!(err.to_string().contains("test_batch.bin is damaged or not the file"), "{err}");
+    std::fs::remove_file(dir.join("SHA256SUMS")).unwrap();
+
     std::fs::write(folder.join("test_batch.bin"), &two[..two.len() - 100]).unwrap();
     let err = load(&dir, Kind::Cifar10, Split::Test).unwrap_err();
     assert!(err.to_string().contains("truncated"), "{err}");
@@ -60,7 +72,8 @@ fn reads_an_unpacked_folder_and_refuses_broken_files() {
 /// added beside the test one in ../shared/data. Both are read where they lie (the labels' names
 /// from the test archive), with CIFAR-10's archive beside them, so `--data ../shared/data` works
 /// the day it arrives. The training archive here is made like the official one: an xz-compressed
-/// tar holding `cifar-100-binary/train.bin`, records of coarse label, fine label, pixels.
+/// tar holding `cifar-100-binary/train.bin`, records of coarse label, fine label, pixels. With the
+/// official `SHA256SUMS` beside it, this stand-in is refused, as a damaged download would be.
 #[cfg(unix)] // symbolic links to the official archives
 #[test]
 fn reads_a_cifar100_training_archive_beside_the_test_archive() {
@@ -78,6 +91,12 @@ fn reads_a_cifar100_training_archive_beside_the_test_archive() {
     header.set_cksum();
     tar.append_data(&mut header, "cifar-100-binary/train.bin", &records[..]).unwrap();
     tar.into_inner().unwrap().finish().unwrap();
+
+    std::fs::copy(default_data().join("SHA256SUMS"), dir.join("SHA256SUMS")).expect("the official checksum list");
+    let err = load(&dir, Kind::Cifar100, Split::Train).unwrap_err();
+    assert!(matches!(&err, DataError::Checksum { file, .. } if file == "train.bin"), "{err}");
+    assert_eq!(load(&dir, Kind::Cifar100, Split::Test).expect("the official test archive, checked").len(), 10_000);
+    std::fs::remove_file(dir.join("SHA256SUMS")).unwrap();
 
     let train = load(&dir, Kind::Cifar100, Split::Train).expect("the training archive");
     assert_eq!((train.len(), train.labels.clone(), train.image(2)[5]), (3, vec![90, 91, 92], 7));
