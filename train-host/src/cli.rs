@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use train_host::backend::Backend;
 use train_host::cifar::{self, Kind};
+use train_host::schedule::Schedule;
 use train_host::widths::Widths;
 use train_host::{model_file, paths, train};
 
@@ -263,12 +264,17 @@ pub(crate) enum Command {
         /// Batch size.
         #[arg(long, value_parser = at_least_one, default_value_t = recipe().batch)]
         batch: usize,
-        /// Peak learning rate of the float epochs (Adam, warm-up then cosine).
+        /// Peak learning rate of the float epochs (Adam; its course over each phase: --schedule).
         #[arg(long, default_value_t = recipe().lr, value_parser = positive::<f64>)]
         lr: f64,
         /// Peak learning rate of the QAT epochs.
         #[arg(long, default_value_t = recipe().qat_lr, value_parser = positive::<f64>)]
         qat_lr: f64,
+        /// How each phase's learning rate moves: cosine (5% linear warm-up, then cosine decay) or
+        /// one-cycle (30% cosine rise from a 25th of the peak, then cosine fall, as PyTorch's
+        /// OneCycleLR).
+        #[arg(long, value_enum, default_value_t = recipe().schedule)]
+        schedule: Schedule,
         /// Label smoothing of the training targets, in [0, 1) (0.1 beat none on every seed
         /// measured: BENCHMARKS.md, "Label smoothing").
         #[arg(long, default_value_t = recipe().smoothing, value_parser = parse_smoothing)]

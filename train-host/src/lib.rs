@@ -21,6 +21,7 @@ pub mod picture;
 pub mod plot;
 pub mod report;
 pub mod run_folder;
+pub mod schedule;
 pub mod serve;
 pub mod status;
 pub mod stop;

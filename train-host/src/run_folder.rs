@@ -8,6 +8,7 @@
 //! its QAT, take its finished or latest network.
 use crate::arch::{Arch, FloatNet, Params};
 use crate::net::{self, Net};
+use crate::schedule::Schedule;
 use crate::train::TrainConfig;
 use crate::widths::{signed_era_acts, Widths};
 use burn::tensor::Device;
@@ -76,6 +77,13 @@ struct LaterSettings3 {
     limit: Option<usize>,
 }
 
+/// The settings added after [`LaterSettings3`]: appended after the [`TrainerState`], which
+/// came between them.
+#[derive(Serialize, Deserialize, Default)]
+struct LaterSettings4 {
+    schedule: Schedule,
+}
+
 /// What a resume needs beyond the weights to go on exactly as the uninterrupted run would have
 /// (the same weights to the bit, on a deterministic backend). Written after [`LaterSettings3`]
 /// since 2026-12-01; older files resume with a fresh optimizer and re-measured rounding widths,
@@ -126,7 +134,7 @@ fn write_atomically(path: &Path, bytes: Vec<u8>) -> Result<(), String> {
 }
 
 /// The checkpoint as its file holds it: the checkpoint proper, then the later settings, then the
-/// trainer state.
+/// trainer state, then the settings added after it.
 fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     let c = &ck.config;
     let later = LaterSettings { per_channel_weights: c.per_channel_weights, head_epochs: c.head_epochs };
@@ -137,6 +145,7 @@ fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     bytes.extend(postcard::to_stdvec(&later2).map_err(|e| e.to_string())?);
     bytes.extend(postcard::to_stdvec(&LaterSettings3 { limit: c.limit }).map_err(|e| e.to_string())?);
     bytes.extend(postcard::to_stdvec(&ck.trainer).map_err(|e| e.to_string())?);
+    bytes.extend(postcard::to_stdvec(&LaterSettings4 { schedule: c.schedule }).map_err(|e| e.to_string())?);
     Ok(bytes)
 }
 
@@ -173,12 +182,15 @@ fn parse_checkpoint(bytes: &[u8], path: &Path) -> Result<Checkpoint, String> {
     let signed_era = rest.is_empty();
     let (later2, rest) = then::<LaterSettings2>(rest).map_err(invalid)?;
     let (later3, rest) = then::<LaterSettings3>(rest).map_err(invalid)?;
-    (ck.trainer, _) = then::<TrainerState>(rest).map_err(invalid)?;
+    let (trainer, rest) = then::<TrainerState>(rest).map_err(invalid)?;
+    let (later4, _) = then::<LaterSettings4>(rest).map_err(invalid)?;
+    ck.trainer = trainer;
     let c = &mut ck.config;
     c.per_channel_weights = later.per_channel_weights;
     c.head_epochs = later.head_epochs;
     c.rotation_degrees = later2.rotation_degrees;
     c.limit = later3.limit;
+    c.schedule = later4.schedule;
     // Without the lists, the widths read in place stand (uniform).
     for (widths, list) in [(&mut c.weight_bits, later2.weight_bits), (&mut c.act_bits, later2.act_bits)] {
         if !list.is_empty() {
@@ -446,6 +458,7 @@ mod tests {
         assert!(!resumable(&qat, &old, 5), "not once QAT has started");
         assert!(!resumable(&old, &TrainConfig { lr: 1e-3, ..qat.clone() }, 2), "float settings never change");
         assert!(!resumable(&old, &TrainConfig { seed: 1, ..old.clone() }, 4));
+        assert!(!resumable(&old, &TrainConfig { schedule: Schedule::OneCycle, ..qat.clone() }, 4), "nor the schedule");
         assert!(!resumable(&old, &TrainConfig { limit: Some(600), ..qat.clone() }, 4), "nor the training images");
         assert!(resumable(&qat, &TrainConfig { bf16: true, ..qat.clone() }, 5), "a speed setting, free to change");
     }
@@ -456,11 +469,18 @@ mod tests {
         std::fs::create_dir_all(&run).unwrap();
         let ck = |config| Checkpoint { config, done: 1, params: vec![None], scales: vec![0.5], norms: vec![], log: vec![], trainer: TrainerState::default() };
         let per_layer = TrainConfig { weight_bits: "8,5,5,8".parse().unwrap(), act_bits: "8,6,6,6,6,6,6".parse().unwrap(), ..config() };
-        let per_channel = TrainConfig { per_channel_weights: true, head_epochs: 2, rotation_degrees: 7.5, limit: Some(600), ..per_layer };
+        let per_channel =
+            TrainConfig { per_channel_weights: true, head_epochs: 2, rotation_degrees: 7.5, limit: Some(600), schedule: Schedule::OneCycle, ..per_layer };
         let trainer = TrainerState { phase: "qat".into(), optimizer: vec![1, 2, 3], log_scales: vec![-0.5], acc_bits: vec![12, 14] };
         save(&run, &Checkpoint { trainer: trainer.clone(), ..ck(per_channel.clone()) }).unwrap();
         let saved = load(&run).unwrap().unwrap();
-        assert_eq!((saved.config, saved.trainer), (per_channel.clone(), trainer));
+        assert_eq!((saved.config, saved.trainer), (per_channel.clone(), trainer.clone()));
+        // One written before `--schedule`: it ends after the trainer state, and ran the cosine.
+        let whole = checkpoint_bytes(&Checkpoint { trainer: trainer.clone(), ..ck(per_channel.clone()) }).unwrap();
+        let schedule_len = postcard::to_stdvec(&LaterSettings4 { schedule: Schedule::OneCycle }).unwrap().len();
+        std::fs::write(checkpoint_path(&run), &whole[..whole.len() - schedule_len]).unwrap();
+        let before_schedules = load(&run).unwrap().unwrap();
+        assert_eq!((before_schedules.config, before_schedules.trainer), (TrainConfig { schedule: Schedule::Cosine, ..per_channel.clone() }, trainer));
         // A checkpoint as the first runs wrote it: no later settings after it; its widths are
         // the first entries, uniform, and its activation codes all spent a sign bit: 8 bits
         // then meant 7 unsigned bits after each ReLU.

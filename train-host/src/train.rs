@@ -9,6 +9,7 @@ use crate::run_folder::{
     append_log, float_net, keep_float_weights, newest, remove_partial, resumable, save, save_partial, Checkpoint, EpochLog, EpochPosition, Trained,
     TrainerState,
 };
+use crate::schedule::Schedule;
 use crate::widths::{act_codes, Widths};
 use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
@@ -43,6 +44,10 @@ pub struct TrainConfig {
     pub qat_lr: f64,
     /// Label smoothing.
     pub smoothing: f32,
+    /// How each phase's learning rate moves from its peak (`lr`, `qat_lr`). Stored like
+    /// `per_channel_weights`.
+    #[serde(skip)]
+    pub schedule: Schedule,
     /// Bits of the weight codes, per layer with weights. Checkpoints hold the first width in
     /// place and the list after the checkpoint proper (see [`crate::run_folder`]).
     #[serde(with = "crate::widths::as_first")]
@@ -57,7 +62,7 @@ pub struct TrainConfig {
     pub per_channel_weights: bool,
     /// The first float epochs train only the classifier (the reference's first stage, for a
     /// network adapted from ImageNet: the new head learns before it disturbs the features).
-    /// Each stage has its own warm-up and cosine schedule. Stored like `per_channel_weights`.
+    /// Each stage has its own learning-rate schedule. Stored like `per_channel_weights`.
     #[serde(skip)]
     pub head_epochs: usize,
     /// The run trains on the first this many training images only (`--limit`; `None`: all).
@@ -104,6 +109,7 @@ impl TrainConfig {
             lr: 2e-3,
             qat_lr: 2e-4,
             smoothing: 0.1,
+            schedule: Schedule::Cosine,
             weight_bits: Widths::uniform(5),
             act_bits: Widths::uniform(5),
             per_channel_weights: false,
@@ -148,6 +154,9 @@ impl TrainConfig {
         }
         if self.head_epochs > 0 {
             options += &format!(" --head-epochs {}", self.head_epochs);
+        }
+        if self.schedule != Schedule::default() {
+            options += &format!(" --schedule {}", self.schedule.arg());
         }
         if self.rotation_degrees > 0.0 {
             options += &format!(" --rotate {}", self.rotation_degrees);
@@ -299,16 +308,6 @@ fn calibrate_scales(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig) -> 
         .collect()
 }
 
-fn lr_at(peak: f64, step: usize, total: usize) -> f64 {
-    let warm = (total / 20).max(1);
-    if step < warm {
-        peak * (step + 1) as f64 / warm as f64
-    } else {
-        let t = (step - warm) as f64 / (total - warm).max(1) as f64;
-        peak * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()) + peak * 1e-3
-    }
-}
-
 /// How often an epoch in progress is saved (`partial.bin`), so that a run killed mid-epoch (a VGG11
 /// epoch takes half an hour to an hour here) loses minutes, not the epoch.
 pub const PARTIAL_EVERY: Duration = Duration::from_secs(600);
@@ -443,7 +442,7 @@ pub fn train_until(
         let mut last_saved = Instant::now();
         bar.set_position(at.batches as u64);
         for (s, idx) in order.chunks(cfg.batch).enumerate().skip(at.batches) {
-            let lr = lr_at(peak, epoch * steps + s, epochs * steps);
+            let lr = cfg.schedule.rate(peak, epoch * steps + s, epochs * steps);
             let (x, y) = batch(train, idx, cfg, Some(&mut rng), &device);
             let (l, c);
             (model, l, c) = step(model, &mut optim, &loss_fn, lr, x, y, &arch, quant.as_ref(), head_only);
