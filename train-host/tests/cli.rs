@@ -257,9 +257,8 @@ fn a_run_stopped_by_sigterm_and_ctrl_c_resumes_to_the_uninterrupted_model() {
     let data = train_host::paths::default_data();
     let (whole, stopped) = (dir.join("whole"), dir.join("stopped"));
     let args = |run: &std::path::Path, resume: bool| {
-        let mut args = ["train", "--arch", "tiny", "--float-epochs", "1", "--qat-epochs", "1", "--batch-norm", "--limit", "10000", "--eval-images", "500"]
-            .map(String::from)
-            .to_vec();
+        let options = "train --arch tiny --float-epochs 1 --qat-epochs 1 --batch-norm --schedule one-cycle --limit 10000 --eval-images 500";
+        let mut args: Vec<String> = options.split(' ').map(String::from).collect();
         args.extend(["--data".into(), data.display().to_string(), "--run-dir".into(), run.display().to_string()]);
         if resume {
             args.push("--resume".into());
@@ -289,8 +288,8 @@ fn a_run_stopped_by_sigterm_and_ctrl_c_resumes_to_the_uninterrupted_model() {
     status("; not training now");
     let (ok, err) = signalled_at(&args(&stopped, true), "qat epoch 1/1: ", |_| {}, "-INT");
     assert!(!ok && err.contains("resuming epoch 1 of 2 at batch") && err.contains("interrupted in qat epoch 1 at batch"), "{err}");
-    // `status` gives the command that resumes the run (its options, --limit among them); given
-    // the data, that command ends it.
+    // `status` gives the command that resumes the run (its options, --schedule and --limit among
+    // them: a resume with other settings is refused); given the data, that command ends it.
     let out = status("1 of 2 epochs done; qat epoch 1 of 1 in progress");
     let command = out.lines().skip_while(|l| !l.starts_with("resume with")).nth(1).expect("a resume command");
     let command = command.trim().replace("<CIFAR data>", &data.display().to_string());
