@@ -128,10 +128,12 @@ impl TrainConfig {
 
     /// The `train` options that make this configuration, as a resume must pass them again (and
     /// as a model's description records them). The data's location and the speed settings
-    /// (`--backend`, `--bf16`) are not part of a configuration.
+    /// (`--backend`, `--bf16`) are not part of a configuration. Settings that every run has are
+    /// written even at their defaults, so that a record stays true if a default changes (models
+    /// made before `--schedule` existed ran the cosine schedule).
     pub fn options(&self) -> String {
         let mut options = format!(
-            "--arch {} --width {}{} --float-epochs {} --qat-epochs {} --batch {} --lr {} --qat-lr {} --smoothing {} --weight-bits {} --act-bits {} \
+            "--arch {} --width {}{} --float-epochs {} --qat-epochs {} --batch {} --lr {} --qat-lr {} --schedule {} --smoothing {} --weight-bits {} --act-bits {} \
              --qat-rounding-bits {} --seed {}",
             self.arch,
             self.width,
@@ -141,6 +143,7 @@ impl TrainConfig {
             self.batch,
             self.lr,
             self.qat_lr,
+            self.schedule.arg(),
             self.smoothing,
             self.weight_bits,
             self.act_bits,
@@ -154,9 +157,6 @@ impl TrainConfig {
         }
         if self.head_epochs > 0 {
             options += &format!(" --head-epochs {}", self.head_epochs);
-        }
-        if self.schedule != Schedule::default() {
-            options += &format!(" --schedule {}", self.schedule.arg());
         }
         if self.rotation_degrees > 0.0 {
             options += &format!(" --rotate {}", self.rotation_degrees);
