@@ -272,7 +272,8 @@ pub(crate) enum Command {
         qat_lr: f64,
         /// How each phase's learning rate moves: cosine (5% linear warm-up, then cosine decay) or
         /// one-cycle (30% cosine rise from a 25th of the peak, then cosine fall, as PyTorch's
-        /// OneCycleLR).
+        /// OneCycleLR). Cosine beat one-cycle on every seed measured (BENCHMARKS.md,
+        /// "Learning-rate schedule").
         #[arg(long, value_enum, default_value_t = recipe().schedule)]
         schedule: Schedule,
         /// Label smoothing of the training targets, in [0, 1) (0.1 beat none on every seed
