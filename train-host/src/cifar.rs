@@ -28,7 +28,7 @@ pub enum Kind {
 impl Kind {
     /// The dataset's value of `--dataset` (`cifar10`, `cifar100`), for commands written out.
     pub fn arg(self) -> String {
-        clap::ValueEnum::to_possible_value(&self).expect("every dataset has a value name").get_name().to_owned()
+        crate::value_name(&self)
     }
     /// Number of classes.
     pub fn classes(self) -> usize {

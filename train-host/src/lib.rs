@@ -27,3 +27,9 @@ pub mod status;
 pub mod stop;
 pub mod train;
 pub mod widths;
+
+/// The value name a command-line enum takes (`--dataset cifar10`, `--schedule one-cycle`), for
+/// commands written out: what clap parses back to `value`.
+pub fn value_name<T: clap::ValueEnum>(value: &T) -> String {
+    value.to_possible_value().expect("every value has a name").get_name().to_owned()
+}

@@ -3,7 +3,7 @@
 mod cli;
 
 use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use cli::{Cli, Command, Mode, SimArgs, FHE_P_ERROR};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -354,7 +354,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let command = format!(
                 "cargo run --release -p train-host{} -- bench-train --arch {arch} --width {width} --batch {batch} --steps {steps} --backend {}{}{}{}",
                 if features.is_empty() { String::new() } else { format!(" --features {}", features.join(",")) },
-                backends.iter().map(|b| b.to_possible_value().expect("named").get_name().to_owned()).collect::<Vec<_>>().join(","),
+                backends.iter().map(train_host::value_name).collect::<Vec<_>>().join(","),
                 if batch_norm { " --batch-norm" } else { "" },
                 if bf16 { " --bf16" } else { "" },
                 torch.as_ref().map_or(String::new(), |p| format!(" --torch {}", p.display()))

@@ -48,11 +48,6 @@ impl Schedule {
             }
         }
     }
-
-    /// The name `--schedule` takes.
-    pub fn arg(self) -> String {
-        clap::ValueEnum::to_possible_value(&self).expect("every schedule has a value name").get_name().to_owned()
-    }
 }
 
 /// Half a cosine wave from `from` (at `t` = 0) to `to` (at `t` = 1).

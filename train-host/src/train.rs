@@ -143,7 +143,7 @@ impl TrainConfig {
             self.batch,
             self.lr,
             self.qat_lr,
-            self.schedule.arg(),
+            crate::value_name(&self.schedule),
             self.smoothing,
             self.weight_bits,
             self.act_bits,

@@ -208,7 +208,7 @@ fn compile_recompiles_a_finished_run_and_refuses_an_unfinished_one() {
     // With another backend built in, the run resumes on it: checkpoints move between backends.
     use train_host::backend::Backend;
     let other = Backend::compiled().into_iter().find(|&b| b != Backend::Flex).unwrap_or(Backend::Flex);
-    let resume_backend = clap::ValueEnum::to_possible_value(&other).expect("named").get_name().to_owned();
+    let resume_backend = train_host::value_name(&other);
     let train = |qat: &str, resume: bool| {
         let mut args = vec!["train", "--arch", "tiny", "--data", data, "--run-dir", run, "--float-epochs", "1", "--qat-epochs", qat];
         args.extend(small);
