@@ -1,7 +1,7 @@
 #!/bin/sh
 # Markdown rows comparing two training runs epoch by epoch, from their log.tsv files: the epoch
-# (float epochs by number, the others by phase: "QAT n", "head n"), then each run's test accuracy and minutes. For
-# the epochs the second run has done so far.
+# (float epochs by number, the others by phase: "QAT n", "head n"), then each run's test accuracy
+# and minutes. For the epochs the second run has done so far.
 #   train-host/bench/compare_logs.sh models/vgg11-cifar10.log.tsv /work/runs/vgg11-bf16/log.tsv
 set -eu
 awk -F'\t' '
