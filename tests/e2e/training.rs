@@ -30,13 +30,13 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
     let device = burn::tensor::Device::flex();
     let run = std::env::temp_dir().join(format!("cifhe-train-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run);
-    let t = train(&cfg, &train_set, &test, &run, false, &device).expect("training runs");
+    let t = train(&cfg, &train_set, &test, &run, false).expect("training runs");
     assert_eq!(t.log.len(), 4);
     assert!(run.join("checkpoint.bin").exists() && run.join("log.tsv").exists());
     // A finished run resumes to the same result without training again; a fresh start is refused.
-    let again = train(&cfg, &train_set, &test, &run, true, &device).expect("resume");
+    let again = train(&cfg, &train_set, &test, &run, true).expect("resume");
     assert_eq!(again.scales, t.scales);
-    assert!(train(&cfg, &train_set, &test, &run, false, &device).unwrap_err().contains("--resume"));
+    assert!(train(&cfg, &train_set, &test, &run, false).unwrap_err().contains("--resume"));
 
     let bytes = compile(
         &t.net,

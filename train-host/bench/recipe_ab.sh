@@ -10,10 +10,13 @@
 # kernels"):
 #   DATA=../shared/data BIN=target/release/train-host train-host/bench/recipe_ab.sh OPTION "VALUE…" [SEED…]
 # e.g. `… recipe_ab.sh smoothing "0.1 0"`, `… recipe_ab.sh schedule "cosine one-cycle" 0 1 2`.
+# EXTRA adds options to every run of the A/B (e.g. EXTRA="--lr 0.005"): run it in a folder of its
+# own, as the runs' names do not say it.
 set -u
 [ $# -ge 2 ] || { echo "usage: $0 OPTION \"VALUE…\" [SEED…]"; exit 2; }
 BIN=${BIN:-target/release/train-host}
 DATA=${DATA:-../shared/data}
+EXTRA=${EXTRA:-}
 option=$1 values=$2
 shift 2
 [ $# -gt 0 ] || set -- 0 1 2
@@ -23,7 +26,7 @@ for seed in "$@"; do
     [ -f $name.cifhe ] && continue
     resume=; [ -d $name ] && resume=--resume
     $BIN train --arch small --width 1 --dataset cifar10 --float-epochs 10 --qat-epochs 1 --batch-norm \
-      --seed $seed --$option $v --backend libtorch --data "$DATA" --run-dir $name --out $name.cifhe $resume \
+      --seed $seed --$option $v --backend libtorch $EXTRA --data "$DATA" --run-dir $name --out $name.cifhe $resume \
       >> $name.out 2>&1 || { echo "run $name failed: $name.out"; exit 1; }
   done
 done

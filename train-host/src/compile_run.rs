@@ -11,7 +11,8 @@ use std::path::Path;
 
 /// Compiles a trained network with `rounding_bits` as the model's default (calibrating on the
 /// first training images), writes `model.cifhe` into the run folder (and `out`), and prints the
-/// training report. The model's description says how the run was made.
+/// training report. The model's description says how the run was made (the command, and what
+/// its epochs ran on: the speed settings are not part of the command).
 #[allow(clippy::too_many_arguments)]
 pub fn finished(
     cfg: &train::TrainConfig,
@@ -28,7 +29,7 @@ pub fn finished(
     let threads = rayon::current_num_threads();
     let desc = format!(
         "{} (width {}) trained on {} {ds_name} training images: {} float + {} QAT epochs, {} weights (one scale per {}), {} activations, \
-         {:.2} CPU-hours on {threads} threads; by `train-host train {} --rounding-bits {}`.",
+         {:.2} CPU-hours on {threads} threads ({}); by `train-host train {} --rounding-bits {}`.",
         cfg.arch,
         cfg.width,
         train_set.len(),
@@ -38,6 +39,7 @@ pub fn finished(
         scale_granularity(cfg.per_channel_weights),
         cfg.act_bits.describe(),
         t.seconds * threads as f64 / 3600.0,
+        run_folder::ran_on_words(&t.log),
         cfg.options(),
         rounding_bits.map_or("none".into(), |b| b.to_string()),
     );

@@ -222,6 +222,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 rotation_degrees: rotate,
                 limit,
                 bf16,
+                backend,
             };
             train_host::widths::fit(&Arch::by_name(&arch, dataset.classes(), width)?, &cfg.weight_bits, &cfg.act_bits)?;
             if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
@@ -242,7 +243,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 eprintln!("restarting QAT from the float weights; the previous attempt is kept as *.qat-attempt-{k}.*");
             }
             let stop = stop::on_signals()?;
-            let t = train::train_until(&cfg, &train_set, &test, &run_dir, resume || restart_qat, &device, &stop, train::PARTIAL_EVERY)?;
+            let t = train::train_until(&cfg, &train_set, &test, &run_dir, resume || restart_qat, &stop, train::PARTIAL_EVERY)?;
             // Training is saved: from here on, Ctrl-C or SIGTERM quits at once.
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
             compile_run::finished(&cfg, &t, &train_set, &test, rounding_bits.0, &run_dir, out.as_deref(), &device)?;

@@ -33,6 +33,51 @@ pub struct EpochLog {
     pub seconds: f64,
     /// Training images per second.
     pub images_per_second: f64,
+    /// What the epoch ran on ([`TrainConfig::ran_on`]: `libtorch bf16`, `flex`…; `flex, then
+    /// libtorch` for an epoch interrupted and resumed on other settings), since the speed
+    /// settings are free to change at each resume. Empty in runs logged before 2026-12-02. Stored
+    /// after the checkpoint's other additions ([`LaterSettings5`]).
+    #[serde(skip)]
+    pub ran_on: String,
+}
+
+/// The label of an epoch resumed on `now` after running on `before` (empty: an epoch started
+/// afresh, or one begun by a version that did not record it).
+pub(crate) fn resumed_on(before: &str, now: String) -> String {
+    if before.is_empty() {
+        now
+    } else if before.rsplit(", then ").next() == Some(now.as_str()) {
+        before.to_string()
+    } else {
+        format!("{before}, then {now}")
+    }
+}
+
+/// What a run's epochs ran on, in words: `epochs 1–20 on libtorch bf16, 21–23 on libtorch`
+/// (consecutive epochs alike counted together; epochs logged before it was recorded: `not
+/// recorded`).
+pub fn ran_on_words(log: &[EpochLog]) -> String {
+    let mut spans: Vec<(usize, usize, &str)> = Vec::new();
+    for (k, e) in log.iter().enumerate() {
+        match spans.last_mut() {
+            Some((_, last, on)) if *on == e.ran_on => *last = k + 1,
+            _ => spans.push((k + 1, k + 1, &e.ran_on)),
+        }
+    }
+    let words: Vec<String> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, &(first, last, on))| {
+            let epochs = match (i, first == last) {
+                (0, true) => format!("epoch {first}"),
+                (0, false) => format!("epochs {first}–{last}"),
+                (_, true) => format!("{first}"),
+                (_, false) => format!("{first}–{last}"),
+            };
+            format!("{epochs} {}", if on.is_empty() { "not recorded".to_string() } else { format!("on {on}") })
+        })
+        .collect();
+    words.join(", ")
 }
 
 /// What `checkpoint.bin` holds first (the settings added later follow it: [`LaterSettings`]).
@@ -84,6 +129,14 @@ struct LaterSettings4 {
     schedule: Schedule,
 }
 
+/// The setting added after [`LaterSettings4`], appended after it: what each epoch of the log ran
+/// on ([`EpochLog::ran_on`]), and in a partial file, then what the epoch in progress has run on
+/// so far.
+#[derive(Serialize, Deserialize, Default)]
+struct LaterSettings5 {
+    ran_on: Vec<String>,
+}
+
 /// What a resume needs beyond the weights to go on exactly as the uninterrupted run would have
 /// (the same weights to the bit, on a deterministic backend). Written after [`LaterSettings3`]
 /// since 2026-12-01; older files resume with a fresh optimizer and re-measured rounding widths,
@@ -102,6 +155,10 @@ pub(crate) struct TrainerState {
     /// In the partial file of a QAT epoch with rounding: the accumulator widths measured at the
     /// epoch's start, which the whole epoch rounds to (empty otherwise).
     pub(crate) acc_bits: Vec<u32>,
+    /// In the partial file of an epoch: what it has run on so far. Stored in [`LaterSettings5`]
+    /// (this structure's place in the file is followed by [`LaterSettings4`]).
+    #[serde(skip)]
+    pub(crate) ran_on: String,
 }
 
 /// The result of a finished run.
@@ -134,7 +191,7 @@ fn write_atomically(path: &Path, bytes: Vec<u8>) -> Result<(), String> {
 }
 
 /// The checkpoint as its file holds it: the checkpoint proper, then the later settings, then the
-/// trainer state, then the settings added after it.
+/// trainer state, then the settings added after it ([`LaterSettings4`], [`LaterSettings5`]).
 fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     let c = &ck.config;
     let later = LaterSettings { per_channel_weights: c.per_channel_weights, head_epochs: c.head_epochs };
@@ -146,6 +203,9 @@ fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     bytes.extend(postcard::to_stdvec(&LaterSettings3 { limit: c.limit }).map_err(|e| e.to_string())?);
     bytes.extend(postcard::to_stdvec(&ck.trainer).map_err(|e| e.to_string())?);
     bytes.extend(postcard::to_stdvec(&LaterSettings4 { schedule: c.schedule }).map_err(|e| e.to_string())?);
+    let in_progress = (!ck.trainer.ran_on.is_empty()).then(|| ck.trainer.ran_on.clone());
+    let ran_on = ck.log.iter().map(|e| e.ran_on.clone()).chain(in_progress).collect();
+    bytes.extend(postcard::to_stdvec(&LaterSettings5 { ran_on }).map_err(|e| e.to_string())?);
     Ok(bytes)
 }
 
@@ -183,8 +243,14 @@ fn parse_checkpoint(bytes: &[u8], path: &Path) -> Result<Checkpoint, String> {
     let (later2, rest) = then::<LaterSettings2>(rest).map_err(invalid)?;
     let (later3, rest) = then::<LaterSettings3>(rest).map_err(invalid)?;
     let (trainer, rest) = then::<TrainerState>(rest).map_err(invalid)?;
-    let (later4, _) = then::<LaterSettings4>(rest).map_err(invalid)?;
+    let (later4, rest) = then::<LaterSettings4>(rest).map_err(invalid)?;
+    let (later5, _) = then::<LaterSettings5>(rest).map_err(invalid)?;
     ck.trainer = trainer;
+    let mut ran_on = later5.ran_on.into_iter();
+    for e in &mut ck.log {
+        e.ran_on = ran_on.next().unwrap_or_default();
+    }
+    ck.trainer.ran_on = ran_on.next().unwrap_or_default();
     let c = &mut ck.config;
     c.per_channel_weights = later.per_channel_weights;
     c.head_epochs = later.head_epochs;
@@ -407,7 +473,7 @@ pub(crate) fn float_net(arch: Arch, params: Vec<Option<(Vec<f32>, Vec<f32>)>>) -
 /// settings, except that the QAT settings may change while no QAT epoch has run (so one float run
 /// can be fine-tuned several ways).
 pub(crate) fn resumable(old: &TrainConfig, new: &TrainConfig, done: usize) -> bool {
-    let old = &TrainConfig { bf16: new.bf16, ..old.clone() };
+    let old = &TrainConfig { bf16: new.bf16, backend: new.backend, ..old.clone() };
     let float_part = |c: &TrainConfig| TrainConfig {
         qat_epochs: 0,
         qat_lr: 0.0,
@@ -420,16 +486,31 @@ pub(crate) fn resumable(old: &TrainConfig, new: &TrainConfig, done: usize) -> bo
     old == new || (done <= old.float_epochs && float_part(old) == float_part(new))
 }
 
+/// The columns of `log.tsv`. Logs written before `ran_on` was recorded lack it; [`append_log`]
+/// adds it to them, empty in their rows.
+const LOG_HEADER: &str = "phase\tepoch\tloss\ttrain_accuracy\teval_accuracy\tseconds\timages_per_second\tran_on";
+
+/// Adds the epoch `e` to the run's `log.tsv`.
 pub(crate) fn append_log(run: &Path, e: &EpochLog) -> Result<(), String> {
-    use std::io::Write;
     let path = run.join("log.tsv");
-    let new = !path.exists();
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|err| format!("{}: {err}", path.display()))?;
-    if new {
-        writeln!(f, "phase\tepoch\tloss\ttrain_accuracy\teval_accuracy\tseconds\timages_per_second").map_err(|e| e.to_string())?;
+    let io = |err: std::io::Error| format!("{}: {err}", path.display());
+    let mut text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => format!("{LOG_HEADER}\n"),
+        Err(err) => return Err(io(err)),
+    };
+    if !text.starts_with(LOG_HEADER) {
+        // A log from before `ran_on`: the column added, empty in its rows.
+        let rows = text.lines().skip(1).map(|l| format!("{l}\t\n"));
+        text = std::iter::once(format!("{LOG_HEADER}\n")).chain(rows).collect();
     }
-    writeln!(f, "{}\t{}\t{:.5}\t{:.4}\t{:.4}\t{:.1}\t{:.2}", e.phase, e.epoch, e.loss, e.train_accuracy, e.eval_accuracy, e.seconds, e.images_per_second)
-        .map_err(|e| e.to_string())
+    text += &format!(
+        "{}\t{}\t{:.5}\t{:.4}\t{:.4}\t{:.1}\t{:.2}\t{}\n",
+        e.phase, e.epoch, e.loss, e.train_accuracy, e.eval_accuracy, e.seconds, e.images_per_second, e.ran_on
+    );
+    let tmp = path.with_extension("tsv.tmp");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)
 }
 
 #[cfg(test)]
@@ -461,6 +542,52 @@ mod tests {
         assert!(!resumable(&old, &TrainConfig { schedule: Schedule::OneCycle, ..qat.clone() }, 4), "nor the schedule");
         assert!(!resumable(&old, &TrainConfig { limit: Some(600), ..qat.clone() }, 4), "nor the training images");
         assert!(resumable(&qat, &TrainConfig { bf16: true, ..qat.clone() }, 5), "a speed setting, free to change");
+        assert!(resumable(&qat, &TrainConfig { backend: crate::backend::Backend::Libtorch, ..qat.clone() }, 5), "another");
+    }
+
+    fn epoch(epoch: usize, ran_on: &str) -> EpochLog {
+        let phase = if epoch < 3 { "float" } else { "qat" };
+        EpochLog {
+            phase: phase.into(),
+            epoch,
+            loss: 1.5,
+            train_accuracy: 0.5,
+            eval_accuracy: 0.25,
+            seconds: 60.0,
+            images_per_second: 100.0,
+            ran_on: ran_on.into(),
+        }
+    }
+
+    #[test]
+    fn the_log_says_what_each_epoch_ran_on() {
+        let f32_epoch = resumed_on("", "flex".into());
+        assert_eq!(f32_epoch, "flex");
+        assert_eq!(resumed_on(&f32_epoch, "flex".into()), "flex", "resumed on the same settings");
+        let moved = resumed_on(&f32_epoch, "libtorch bf16".into());
+        assert_eq!(moved, "flex, then libtorch bf16");
+        assert_eq!(resumed_on(&moved, "libtorch bf16".into()), moved);
+        assert_eq!(resumed_on(&moved, "flex".into()), "flex, then libtorch bf16, then flex");
+        let log = [epoch(1, ""), epoch(2, "libtorch bf16"), epoch(3, "libtorch"), epoch(4, "libtorch"), epoch(5, &moved)];
+        assert_eq!(ran_on_words(&log), "epoch 1 not recorded, 2 on libtorch bf16, 3–4 on libtorch, 5 on flex, then libtorch bf16");
+        assert_eq!(ran_on_words(&log[2..4]), "epochs 1–2 on libtorch");
+    }
+
+    #[test]
+    fn a_log_from_before_ran_on_gains_the_column() {
+        let run = std::env::temp_dir().join(format!("cifhe-log-{}", std::process::id()));
+        std::fs::create_dir_all(&run).unwrap();
+        let old = "phase\tepoch\tloss\ttrain_accuracy\teval_accuracy\tseconds\timages_per_second\n\
+                   float\t1\t2.00000\t0.2500\t0.3000\t60.0\t100.00\n";
+        std::fs::write(run.join("log.tsv"), old).unwrap();
+        append_log(&run, &epoch(2, "libtorch bf16")).unwrap();
+        append_log(&run, &epoch(3, "libtorch")).unwrap();
+        let rows: Vec<Vec<String>> = std::fs::read_to_string(run.join("log.tsv")).unwrap().lines().map(|l| l.split('\t').map(String::from).collect()).collect();
+        assert_eq!(rows.iter().map(|r| r.len()).collect::<Vec<_>>(), [8, 8, 8, 8], "{rows:?}");
+        assert_eq!(rows.iter().map(|r| r[7].as_str()).collect::<Vec<_>>(), ["ran_on", "", "libtorch bf16", "libtorch"]);
+        assert_eq!(rows[1][4], "0.3000", "the old rows are kept");
+        std::fs::remove_dir_all(&run).unwrap();
+        append_log(&run, &epoch(1, "flex")).unwrap_err();
     }
 
     #[test]
@@ -471,12 +598,29 @@ mod tests {
         let per_layer = TrainConfig { weight_bits: "8,5,5,8".parse().unwrap(), act_bits: "8,6,6,6,6,6,6".parse().unwrap(), ..config() };
         let per_channel =
             TrainConfig { per_channel_weights: true, head_epochs: 2, rotation_degrees: 7.5, limit: Some(600), schedule: Schedule::OneCycle, ..per_layer };
-        let trainer = TrainerState { phase: "qat".into(), optimizer: vec![1, 2, 3], log_scales: vec![-0.5], acc_bits: vec![12, 14] };
-        save(&run, &Checkpoint { trainer: trainer.clone(), ..ck(per_channel.clone()) }).unwrap();
+        let trainer = TrainerState {
+            phase: "qat".into(),
+            optimizer: vec![1, 2, 3],
+            log_scales: vec![-0.5],
+            acc_bits: vec![12, 14],
+            ran_on: "flex, then libtorch".into(),
+        };
+        let log = vec![epoch(1, "libtorch bf16"), epoch(2, "flex")];
+        let partial = Checkpoint { trainer: trainer.clone(), log: log.clone(), ..ck(per_channel.clone()) };
+        save(&run, &partial).unwrap();
         let saved = load(&run).unwrap().unwrap();
-        assert_eq!((saved.config, saved.trainer), (per_channel.clone(), trainer.clone()));
+        assert_eq!((saved.config, saved.trainer, saved.log), (per_channel.clone(), trainer.clone(), log.clone()));
+        // One written before the log recorded what the epochs ran on: it ends after the schedule.
+        let whole = checkpoint_bytes(&partial).unwrap();
+        let ran_on = vec!["libtorch bf16".into(), "flex".into(), "flex, then libtorch".into()];
+        let whole = &whole[..whole.len() - postcard::to_stdvec(&LaterSettings5 { ran_on }).unwrap().len()];
+        std::fs::write(checkpoint_path(&run), whole).unwrap();
+        let unrecorded = load(&run).unwrap().unwrap();
+        let trainer = TrainerState { ran_on: String::new(), ..trainer };
+        assert_eq!((&unrecorded.config, &unrecorded.trainer), (&per_channel, &trainer));
+        assert_eq!(unrecorded.log.iter().map(|e| e.ran_on.as_str()).collect::<Vec<_>>(), ["", ""]);
+        assert_eq!(ran_on_words(&unrecorded.log), "epochs 1–2 not recorded");
         // One written before `--schedule`: it ends after the trainer state, and ran the cosine.
-        let whole = checkpoint_bytes(&Checkpoint { trainer: trainer.clone(), ..ck(per_channel.clone()) }).unwrap();
         let schedule_len = postcard::to_stdvec(&LaterSettings4 { schedule: Schedule::OneCycle }).unwrap().len();
         std::fs::write(checkpoint_path(&run), &whole[..whole.len() - schedule_len]).unwrap();
         let before_schedules = load(&run).unwrap().unwrap();

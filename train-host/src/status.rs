@@ -3,7 +3,7 @@
 //! goes on with it. A VGG11 run spans many sessions; this says where it was left and how to resume
 //! it without reading the run folder's files or remembering its options.
 use crate::cifar::Kind;
-use crate::run_folder::{last_saved, newest, trainer, EpochLog};
+use crate::run_folder::{last_saved, newest, ran_on_words, trainer, EpochLog};
 use crate::train::PARTIAL_EVERY;
 use std::fmt::Write;
 use std::path::Path;
@@ -64,6 +64,9 @@ pub fn text(run: &Path) -> Result<String, String> {
     let left = if finished { String::new() } else { time_left(&ck.log, cfg, ck.done, position.as_ref().map_or(0.0, |p| p.seconds)) };
     let _ = writeln!(s, "time: {} of training so far (wall-clock, every session){left}", duration(spent));
     if !ck.log.is_empty() {
+        let _ = writeln!(s, "ran on: {}", ran_on_words(&ck.log));
+    }
+    if !ck.log.is_empty() {
         let _ = writeln!(s, "last epochs:\n  phase  epoch  loss     train    test     minutes");
         for e in ck.log.iter().skip(ck.log.len().saturating_sub(5)) {
             let _ = writeln!(
@@ -91,7 +94,7 @@ pub fn text(run: &Path) -> Result<String, String> {
         }
         let _ = writeln!(
             s,
-            "resume with (add --backend and --bf16 as you like: the ones it ran with so far continue it exactly):\n  train-host train {} {data} --run-dir {} --resume",
+            "resume with (add --backend and --bf16 as you like: those it last ran on, above, continue it exactly):\n  train-host train {} {data} --run-dir {} --resume",
             cfg.options(),
             run.display()
         );

@@ -2,11 +2,12 @@
 //! the run folder ([`crate::run_folder`]) so a run survives interruption (`--resume`).
 use crate::arch::{Arch, FloatNet};
 use crate::augment::Transform;
+use crate::backend::Backend;
 use crate::cifar::{Dataset, Kind, IMAGE_LEN};
 use crate::compile::{input_scale, QuantConfig};
 use crate::net::{self, Net, Probe, Quant, Rounding};
 use crate::run_folder::{
-    append_log, float_net, keep_float_weights, newest, remove_partial, resumable, save, save_partial, Checkpoint, EpochLog, EpochPosition, Trained,
+    append_log, float_net, keep_float_weights, newest, remove_partial, resumable, resumed_on, save, save_partial, Checkpoint, EpochLog, EpochPosition, Trained,
     TrainerState,
 };
 use crate::schedule::Schedule;
@@ -75,9 +76,13 @@ pub struct TrainConfig {
     #[serde(skip)]
     pub rotation_degrees: f32,
     /// The float phase's convolutions in bfloat16 (see [`Net::with_conv_dtype`]). A speed
-    /// setting, like the backend: not stored, and a run may resume with or without it.
+    /// setting, like the backend: not stored, and a run may resume with or without it (its log
+    /// records which epochs had it: [`EpochLog::ran_on`]).
     #[serde(skip)]
     pub bf16: bool,
+    /// Where burn trains the network. A speed setting, like `bf16`.
+    #[serde(skip)]
+    pub backend: Backend,
     /// Bits the lookups keep of their accumulators during QAT (rounding-aware training), `None`
     /// for unrounded accumulators.
     pub qat_rounding_bits: Option<u32>,
@@ -123,6 +128,7 @@ impl TrainConfig {
             rotation_degrees: 0.0,
             limit: None,
             bf16: false,
+            backend: Backend::Flex,
         }
     }
 
@@ -181,6 +187,13 @@ impl TrainConfig {
         } else {
             ("float", done - self.head_epochs, self.float_epochs - self.head_epochs)
         }
+    }
+
+    /// What an epoch of `phase` runs on, as the log records it ([`EpochLog::ran_on`]): the
+    /// backend's `--backend` name, and `bf16` when its convolutions are (QAT's never are).
+    pub fn ran_on(&self, phase: &str) -> String {
+        let bf16 = if self.bf16 && phase != "qat" { " bf16" } else { "" };
+        format!("{}{bf16}", crate::value_name(&self.backend))
     }
 
     /// The float phase's convolution precision.
@@ -312,14 +325,15 @@ fn calibrate_scales(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig) -> 
 /// epoch takes half an hour to an hour here) loses minutes, not the epoch.
 pub const PARTIAL_EVERY: Duration = Duration::from_secs(600);
 
-/// Trains (or resumes) the run in `run` on `device`; `eval` holds the images whose accuracy is
-/// logged. The checkpoints do not depend on the device, so a run may resume on another backend.
+/// Trains (or resumes) the run in `run` on `cfg.backend`; `eval` holds the images whose accuracy
+/// is logged. The checkpoints do not depend on the device, so a run may resume on another backend
+/// (the log says which epochs ran where).
 /// A resumed run goes on as if never stopped: the checkpoints hold Adam's state, the scales as
 /// learned and a QAT epoch's rounding widths (older checkpoints lack them: their resume restarts
 /// Adam's moments and measures the widths again). The epoch in progress is saved every
 /// [`PARTIAL_EVERY`].
-pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, resume: bool, device: &Device) -> Result<Trained, String> {
-    train_until(cfg, train, eval, run, resume, device, &AtomicBool::new(false), PARTIAL_EVERY)
+pub fn train(cfg: &TrainConfig, train: &Dataset, eval: &Dataset, run: &Path, resume: bool) -> Result<Trained, String> {
+    train_until(cfg, train, eval, run, resume, &AtomicBool::new(false), PARTIAL_EVERY)
 }
 
 /// [`train`], stopping at the end of the batch when `stop` is set (by Ctrl-C or SIGTERM:
@@ -332,7 +346,6 @@ pub fn train_until(
     eval: &Dataset,
     run: &Path,
     resume: bool,
-    device: &Device,
     stop: &AtomicBool,
     partial_every: Duration,
 ) -> Result<Trained, String> {
@@ -342,7 +355,7 @@ pub fn train_until(
     std::fs::create_dir_all(run).map_err(|e| format!("creating {}: {e}", run.display()))?;
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
     crate::widths::fit(&arch, &cfg.weight_bits, &cfg.act_bits)?;
-    let device = device.clone().autodiff();
+    let device = cfg.backend.device()?.autodiff();
     let exact = cfg.quant();
     // QAT's quantization: with rounding, re-measured before every epoch and before evaluating
     // (the accumulator widths follow the weights).
@@ -397,7 +410,7 @@ pub fn train_until(
     let mut optim = AdamConfig::new().init();
     let mut phase_of_optim = None;
     // What a resumed run saved of its optimizer (for its phase) and of its epoch's rounding.
-    let TrainerState { phase: saved_phase, optimizer: saved_optimizer, acc_bits: mut saved_widths, .. } = resumed;
+    let TrainerState { phase: saved_phase, optimizer: saved_optimizer, acc_bits: mut saved_widths, ran_on: mut saved_ran_on, .. } = resumed;
     let mut saved_optimizer = (!saved_optimizer.is_empty()).then_some((saved_phase, saved_optimizer));
     while done < total {
         let (phase, epoch, epochs) = cfg.phase_of(done);
@@ -426,6 +439,7 @@ pub fn train_until(
         // batch order is drawn again; the augmentation stream continues from its saved state).
         let at = position.take().unwrap_or(EpochPosition { batches: 0, loss_sum: 0.0, correct: 0, seen: 0, seconds: 0.0, rng: rng.clone() });
         rng = at.rng;
+        let ran_on = resumed_on(&std::mem::take(&mut saved_ran_on), cfg.ran_on(phase));
         let bar = ProgressBar::new(steps as u64);
         bar.set_style(
             ProgressStyle::with_template(&format!("{phase} epoch {}/{epochs} [{{bar:30}}] {{pos}}/{{len}} batches, ETA {{eta}} {{msg}}", epoch + 1))
@@ -463,7 +477,7 @@ pub fn train_until(
                 let position = EpochPosition { batches: s + 1, loss_sum, correct, seen, seconds, rng: rng.clone() };
                 let scales = if qat { model.scales() } else { scales.clone() };
                 let acc_bits = quant.as_ref().and_then(|q| q.rounding.as_ref()).map_or(Vec::new(), |r| r.acc_bits.clone());
-                let trainer = trainer_state(&model, Some(&optim), phase, acc_bits)?;
+                let trainer = TrainerState { ran_on: ran_on.clone(), ..trainer_state(&model, Some(&optim), phase, acc_bits)? };
                 save_partial(run, &position, &checkpoint(&model, &arch, cfg, done, scales, &log, trainer))?;
                 last_saved = Instant::now();
                 if interrupted {
@@ -491,6 +505,7 @@ pub fn train_until(
             eval_accuracy,
             seconds,
             images_per_second: seen as f64 / seconds,
+            ran_on,
         };
         eprintln!(
             "{phase} epoch {}/{epochs}: loss {:.4}, train {:.2}%, eval {:.2}%, {:.0} s ({:.1} images/s)",
@@ -536,7 +551,7 @@ fn trainer_state(model: &Net, optim: Option<&ModuleOptimizer>, phase: &str, acc_
         Some(optim) => (phase.into(), optim.into_bytes().map_err(|e| format!("saving the optimizer state: {e}"))?.to_vec()),
         None => (String::new(), Vec::new()),
     };
-    Ok(TrainerState { phase, optimizer, log_scales: model.log_scales(), acc_bits })
+    Ok(TrainerState { phase, optimizer, log_scales: model.log_scales(), acc_bits, ran_on: String::new() })
 }
 
 /// One optimisation step on a batch (of the classifier's parameters only if `head_only`): the
@@ -613,20 +628,19 @@ mod tests {
         let ds = noise_images(64, 5);
         let run = std::env::temp_dir().join(format!("cifhe-restart-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&run);
-        let device = Device::flex();
         let cfg = TrainConfig { arch: "tiny".into(), float_epochs: 1, qat_epochs: 1, batch: 32, ..config() };
         assert!(restart_qat(&run, &cfg).unwrap_err().contains("no float.bin"));
-        let first = train(&cfg, &ds, &ds, &run, false, &device).unwrap();
+        let first = train(&cfg, &ds, &ds, &run, false).unwrap();
         std::fs::write(run.join("model.cifhe"), b"first model").unwrap();
         // Other QAT settings once QAT has run: refused, with the way out named.
         let other = TrainConfig { act_bits: Widths::uniform(4), qat_lr: 1e-3, ..cfg.clone() };
-        assert!(train(&other, &ds, &ds, &run, true, &device).unwrap_err().contains("--restart-qat"));
+        assert!(train(&other, &ds, &ds, &run, true).unwrap_err().contains("--restart-qat"));
         assert!(restart_qat(&run, &TrainConfig { seed: 9, ..other.clone() }).unwrap_err().contains("other float settings"));
         assert_eq!(restart_qat(&run, &other).unwrap(), 1);
         let lines = |f: &str| std::fs::read_to_string(run.join(f)).unwrap().lines().count();
         assert_eq!((lines("log.tsv"), lines("log.qat-attempt-1.tsv")), (2, 3), "the float epoch stays, the QAT epoch is kept aside");
         assert_eq!(std::fs::read(run.join("model.qat-attempt-1.cifhe")).unwrap(), b"first model");
-        let second = train(&other, &ds, &ds, &run, true, &device).unwrap();
+        let second = train(&other, &ds, &ds, &run, true).unwrap();
         assert_eq!(second.log[0], first.log[0], "the float epoch is not trained again");
         assert_ne!(second.scales, first.scales, "the QAT is");
         assert_eq!(load(&run).unwrap().unwrap().config, other);
@@ -639,9 +653,9 @@ mod tests {
         let cfg = TrainConfig { arch: "tiny".into(), float_epochs: 1, qat_epochs: 1, batch: 16, ..config() };
         let run = std::env::temp_dir().join(format!("cifhe-interrupt-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&run);
-        let device = Device::flex();
         let stop = AtomicBool::new(true);
-        let resume = |fresh: bool| train_until(&cfg, &ds, &ds, &run, !fresh, &device, &stop, Duration::MAX);
+        let resume_as = |cfg: &TrainConfig, fresh: bool| train_until(cfg, &ds, &ds, &run, !fresh, &stop, Duration::MAX);
+        let resume = |fresh: bool| resume_as(&cfg, fresh);
         // Stopped after the first of 4 batches: the epoch is saved where it stands.
         let err = resume(true).unwrap_err();
         assert!(err.contains("float epoch 1 at batch 1 of 4") && err.contains("--resume"), "{err}");
@@ -653,11 +667,12 @@ mod tests {
         assert_eq!((position.batches, position.seen, ck.done), (1, 16, 0));
         assert!(!checkpoint_path(&run).exists() && ck.log.is_empty());
         assert!(resume(true).unwrap_err().contains("--resume"), "no fresh start over a partial epoch");
-        // Resumed and stopped again: one batch further, its sums carried on (a restart would
-        // stand at batch 1 again).
-        resume(false).unwrap_err();
-        let (position, _) = partial(&run);
+        // Resumed (with bf16 convolutions) and stopped again: one batch further, its sums carried
+        // on (a restart would stand at batch 1 again).
+        resume_as(&TrainConfig { bf16: true, ..cfg.clone() }, false).unwrap_err();
+        let (position, ck) = partial(&run);
         assert_eq!((position.batches, position.seen), (2, 32));
+        assert_eq!(ck.trainer.ran_on, "flex, then flex bf16");
         let float_partial = std::fs::read(run.join("partial.bin")).unwrap();
         // Stopping is never at an epoch's last batch: the float epoch ends, then QAT stops after
         // its first batch, saved with its learned scales.
@@ -669,6 +684,9 @@ mod tests {
         stop.store(false, Ordering::Relaxed);
         let trained = resume(false).expect("the run finishes");
         assert_eq!(trained.log.iter().map(|e| e.phase.as_str()).collect::<Vec<_>>(), ["float", "qat"]);
+        assert_eq!(trained.log.iter().map(|e| e.ran_on.as_str()).collect::<Vec<_>>(), ["flex, then flex bf16, then flex", "flex"]);
+        let logged: Vec<String> = std::fs::read_to_string(run.join("log.tsv")).unwrap().lines().map(|l| l.rsplit('\t').next().unwrap().into()).collect();
+        assert_eq!(logged, ["ran_on", "flex, then flex bf16, then flex", "flex"]);
         assert!(!run.join("partial.bin").exists(), "an ended epoch's partial file is removed");
         // A partial file older than the checkpoint (left by an interruption between the two
         // writes at an epoch's end) is ignored.
@@ -695,15 +713,14 @@ mod tests {
         for run in [&whole, &stopped] {
             let _ = std::fs::remove_dir_all(run);
         }
-        let device = Device::flex();
-        let uninterrupted = train(&cfg, &ds, &ds, &whole, false, &device).unwrap();
+        let uninterrupted = train(&cfg, &ds, &ds, &whole, false).unwrap();
         // Stopped after every batch but an epoch's last, and resumed. In the second epoch of each
         // phase, the first stop's partial file is also thrown away once, so that the run resumes
         // from the checkpoint of the epoch before, optimizer state and all.
         let stop = AtomicBool::new(true);
         let (mut stops, mut dropped) = (0, Vec::new());
         let resumed = loop {
-            match train_until(&cfg, &ds, &ds, &stopped, stops > 0, &device, &stop, Duration::MAX) {
+            match train_until(&cfg, &ds, &ds, &stopped, stops > 0, &stop, Duration::MAX) {
                 Ok(trained) => break trained,
                 Err(e) => assert!(e.contains("--resume"), "{e}"),
             }
@@ -732,13 +749,12 @@ mod tests {
         let ds = noise_images(64, 3);
         let cfg = TrainConfig { arch: "tiny".into(), float_epochs: 2, head_epochs: 1, batch: 32, ..config() };
         let run = std::env::temp_dir().join(format!("cifhe-head-{}", std::process::id()));
-        let device = Device::flex();
-        assert!(train(&TrainConfig { head_epochs: 3, ..cfg.clone() }, &ds, &ds, &run, false, &device).unwrap_err().contains("do not fit"));
+        assert!(train(&TrainConfig { head_epochs: 3, ..cfg.clone() }, &ds, &ds, &run, false).unwrap_err().contains("do not fit"));
         // No QAT epoch: training stops with an error after checkpointing the float epochs.
         let start = FloatNet::random(Arch::by_name("tiny", 10, 1.0).unwrap(), (3, 32, 32), cfg.seed).params;
         let changed = |cfg: &TrainConfig| -> (Vec<bool>, Vec<String>) {
             let _ = std::fs::remove_dir_all(&run);
-            assert!(train(cfg, &ds, &ds, &run, false, &device).unwrap_err().contains("no quantization-aware epoch"));
+            assert!(train(cfg, &ds, &ds, &run, false).unwrap_err().contains("no quantization-aware epoch"));
             let ck = load(&run).unwrap().unwrap();
             assert_eq!(ck.config.head_epochs, 1);
             let changed = ck.params.iter().zip(&start).filter_map(|(p, s)| Some(p.as_ref()?.0 != s.as_ref()?.weight)).collect();
