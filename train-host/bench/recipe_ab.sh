@@ -4,8 +4,8 @@
 # with `--OPTION VALUE` for each value given, for the seeds given (default 0 1 2). Each run's
 # folder, log and model are made in the current folder as OPTION-VALUE-s<seed>; running the script
 # again resumes the unfinished ones (same backend: exactly) and skips the finished. Then prints
-# each model's 6-bit FHE simulation accuracy (`eval`); each run's float accuracy is the last float
-# epoch of its .out.
+# each model's 6-bit FHE simulation accuracy (`eval`) and the last float epoch's test accuracy
+# (from its .out), and a markdown row per value of both, seed by seed, with their means.
 # Usage, from the folder to hold the runs (a LibTorch build; see README, "Training on PyTorch's
 # kernels"):
 #   DATA=../shared/data BIN=target/release/train-host train-host/bench/recipe_ab.sh OPTION "VALUE…" [SEED…]
@@ -30,8 +30,21 @@ for seed in "$@"; do
       >> $name.out 2>&1 || { echo "run $name failed: $name.out"; exit 1; }
   done
 done
-for seed in "$@"; do
-  for v in $values; do
-    echo "seed $seed, $option $v: $($BIN eval --model $option-$v-s$seed.cifhe --data "$DATA" | grep top-1)"
+# Per value: a markdown row of the last float epoch's test accuracy and the 6-bit FHE simulation's
+# (`eval`), seed by seed, and their means.
+for v in $values; do
+  floats= sims=
+  for seed in "$@"; do
+    name=$option-$v-s$seed
+    f=$(grep '^float epoch .*: loss' $name.out | tail -1 | sed 's/.*eval \([0-9.]*\)%.*/\1/')
+    e=$($BIN eval --model $name.cifhe --data "$DATA" | grep top-1 | sed 's/.*accuracy *\([0-9.]*\)%.*/\1/')
+    echo "seed $seed, $option $v: float $f%, 6-bit FHE simulation $e%"
+    floats="$floats $f" sims="$sims $e"
   done
+  echo "$floats|$sims" | awk -F'|' -v cell="${EXTRA:+$EXTRA }--$option $v" '
+    function row(s,   n, a, i, t, out) {
+      n = split(s, a, " "); for (i = 1; i <= n; i++) { t += a[i]; out = out (i > 1 ? ", " : "") a[i] "%" }
+      return sprintf("%s | %.2f%%", out, t / n)
+    }
+    { printf "| `%s` | %s | %s |\n", cell, row($1), row($2) }'
 done
