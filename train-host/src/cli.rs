@@ -265,6 +265,8 @@ pub(crate) enum Command {
         #[arg(long, value_parser = at_least_one, default_value_t = recipe().batch)]
         batch: usize,
         /// Peak learning rate of the float epochs (Adam; its course over each phase: --schedule).
+        /// The default is the VGG11's; the small CNN is far better at 2e-2 with one-cycle
+        /// (BENCHMARKS.md, "Peak learning rate").
         #[arg(long, default_value_t = recipe().lr, value_parser = positive::<f64>)]
         lr: f64,
         /// Peak learning rate of the QAT epochs.
@@ -272,8 +274,8 @@ pub(crate) enum Command {
         qat_lr: f64,
         /// How each phase's learning rate moves: cosine (5% linear warm-up, then cosine decay) or
         /// one-cycle (30% cosine rise from a 25th of the peak, then cosine fall, as PyTorch's
-        /// OneCycleLR). Cosine beat one-cycle on every seed measured (BENCHMARKS.md,
-        /// "Learning-rate schedule").
+        /// OneCycleLR). Cosine beat one-cycle on every seed at the default --lr, one-cycle beat
+        /// cosine from 1e-2 up (BENCHMARKS.md, "Learning-rate schedule", "Peak learning rate").
         #[arg(long, value_enum, default_value_t = recipe().schedule)]
         schedule: Schedule,
         /// Label smoothing of the training targets, in [0, 1) (0.1 beat none on every seed
