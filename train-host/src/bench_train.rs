@@ -28,8 +28,8 @@ pub fn measure(cfg: &TrainConfig, ds: &Dataset, steps: usize, backends: &[Backen
     for &b in backends {
         let precisions: &[bool] = if bf16 { &[false, true] } else { &[false] };
         for &half in precisions {
-            let cfg = TrainConfig { bf16: half, ..cfg.clone() };
-            let images_per_second = images_per_second(&cfg, ds, steps, &b.device()?)?;
+            let cfg = TrainConfig { bf16: half, backend: b, ..cfg.clone() };
+            let images_per_second = images_per_second(&cfg, ds, steps)?;
             let precision = if half { ", bf16 convolutions" } else { "" };
             v.push(Speed { framework: format!("cifhe ({}{precision})", b.describe()), images_per_second });
         }

@@ -579,13 +579,13 @@ fn step(
     (optim.step(lr, model, grads), l, correct)
 }
 
-/// Training speed of `cfg`'s network in float on `device` (images per second over `steps`
+/// Training speed of `cfg`'s network in float on `cfg.backend` (images per second over `steps`
 /// batches of real training images, after one warm-up batch): what `bench-train` sets beside
 /// PyTorch's.
-pub fn images_per_second(cfg: &TrainConfig, ds: &Dataset, steps: usize, device: &Device) -> Result<f64, String> {
+pub fn images_per_second(cfg: &TrainConfig, ds: &Dataset, steps: usize) -> Result<f64, String> {
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
     crate::widths::fit(&arch, &cfg.weight_bits, &cfg.act_bits)?;
-    let device = device.clone().autodiff();
+    let device = cfg.backend.device()?.autodiff();
     let float = FloatNet::random(arch.clone(), (3, 32, 32), cfg.seed);
     let mut model = Net::from_float(&float, &device).with_conv_dtype(cfg.conv_dtype());
     if cfg.batch_norm {
