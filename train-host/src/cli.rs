@@ -265,7 +265,7 @@ pub(crate) enum Command {
         #[arg(long, value_parser = at_least_one, default_value_t = recipe().batch)]
         batch: usize,
         /// Peak learning rate of the float epochs (Adam; its course over each phase: --schedule).
-        /// The default is the VGG11's; the small CNN is far better at 4e-2 with one-cycle
+        /// The default is the VGG11's; the small CNN is far better at 8e-2 with one-cycle
         /// (BENCHMARKS.md, "Peak learning rate").
         #[arg(long, default_value_t = recipe().lr, value_parser = positive::<f64>)]
         lr: f64,
