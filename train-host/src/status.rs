@@ -65,8 +65,6 @@ pub fn text(run: &Path) -> Result<String, String> {
     let _ = writeln!(s, "time: {} of training so far (wall-clock, every session){left}", duration(spent));
     if !ck.log.is_empty() {
         let _ = writeln!(s, "ran on: {}", ran_on_words(&ck.log));
-    }
-    if !ck.log.is_empty() {
         let _ = writeln!(s, "last epochs:\n  phase  epoch  loss     train    test     minutes");
         for e in ck.log.iter().skip(ck.log.len().saturating_sub(5)) {
             let _ = writeln!(
