@@ -185,7 +185,9 @@ pub(crate) fn save(run: &Path, ck: &Checkpoint) -> Result<(), String> {
 /// Writes `bytes` to `path` (in the run folder) through a temporary file beside it, so that an
 /// interruption leaves the previous file whole.
 fn write_atomically(path: &Path, bytes: Vec<u8>) -> Result<(), String> {
-    let tmp = path.with_extension("bin.tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, bytes).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("saving {}: {e}", path.display()))
 }
@@ -508,9 +510,7 @@ pub(crate) fn append_log(run: &Path, e: &EpochLog) -> Result<(), String> {
         "{}\t{}\t{:.5}\t{:.4}\t{:.4}\t{:.1}\t{:.2}\t{}\n",
         e.phase, e.epoch, e.loss, e.train_accuracy, e.eval_accuracy, e.seconds, e.images_per_second, e.ran_on
     );
-    let tmp = path.with_extension("tsv.tmp");
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
+    write_atomically(&path, text.into_bytes())
 }
 
 #[cfg(test)]
