@@ -12,11 +12,17 @@
 # e.g. `… recipe_ab.sh smoothing "0.1 0"`, `… recipe_ab.sh schedule "cosine one-cycle" 0 1 2`.
 # EXTRA adds options to every run of the A/B (e.g. EXTRA="--lr 0.005"): run it in a folder of its
 # own, as the runs' names do not say it.
+# NET replaces the small CNN of width 1 (e.g. NET="--arch vgg11 --width 0.5").
+# FLOAT_FROM=PREFIX A/Bs a QAT setting without training the float phase again: each run starts as
+# a copy of the finished run PREFIX-s<seed> (e.g. ../peak-8e-2/schedule-one-cycle, with EXTRA
+# giving its float settings) and trains its QAT again (`--restart-qat`) with `--OPTION VALUE`.
 set -u
 [ $# -ge 2 ] || { echo "usage: $0 OPTION \"VALUE…\" [SEED…]"; exit 2; }
 BIN=${BIN:-target/release/train-host}
 DATA=${DATA:-../shared/data}
 EXTRA=${EXTRA:-}
+FLOAT_FROM=${FLOAT_FROM:-}
+NET=${NET:---arch small --width 1}
 option=$1 values=$2
 shift 2
 [ $# -gt 0 ] || set -- 0 1 2
@@ -25,18 +31,22 @@ for seed in "$@"; do
     name=$option-$v-s$seed
     [ -f $name.cifhe ] && continue
     resume=; [ -d $name ] && resume=--resume
-    $BIN train --arch small --width 1 --dataset cifar10 --float-epochs 10 --qat-epochs 1 --batch-norm \
+    if [ -z "$resume" ] && [ -n "$FLOAT_FROM" ]; then
+      cp -r $FLOAT_FROM-s$seed $name.tmp && mv $name.tmp $name || exit 1
+      resume=--restart-qat
+    fi
+    $BIN train $NET --dataset cifar10 --float-epochs 10 --qat-epochs 1 --batch-norm \
       --seed $seed --$option $v --backend libtorch $EXTRA --data "$DATA" --run-dir $name --out $name.cifhe $resume \
       >> $name.out 2>&1 || { echo "run $name failed: $name.out"; exit 1; }
   done
 done
-# Per value: a markdown row of the last float epoch's test accuracy and the 6-bit FHE simulation's
-# (`eval`), seed by seed, and their means.
+# Per value: a markdown row of the last float epoch's test accuracy (from the run's log) and the
+# 6-bit FHE simulation's (`eval`), seed by seed, and their means.
 for v in $values; do
   floats= sims=
   for seed in "$@"; do
     name=$option-$v-s$seed
-    f=$(grep '^float epoch .*: loss' $name.out | tail -1 | sed 's/.*eval \([0-9.]*\)%.*/\1/')
+    f=$(awk -F'\t' '$1 == "float" { a = $5 } END { printf "%.2f", 100 * a }' $name/log.tsv)
     e=$($BIN eval --model $name.cifhe --data "$DATA" | grep top-1 | sed 's/.*accuracy *\([0-9.]*\)%.*/\1/')
     echo "seed $seed, $option $v: float $f%, 6-bit FHE simulation $e%"
     floats="$floats $f" sims="$sims $e"

@@ -316,6 +316,11 @@ pub(crate) enum Command {
         /// --rounding-bits]. May differ from the float run being resumed before QAT starts.
         #[arg(long, value_parser = parse_rounding)]
         qat_rounding_bits: Option<Rounding>,
+        /// QAT measures the accumulator widths it rounds to at each epoch's start and, if not 0,
+        /// again every N batches (a site whose range crosses a power of two within an epoch loses
+        /// a bit more in the circuit than QAT trained it for).
+        #[arg(long, value_name = "N", default_value_t = recipe().remeasure_every)]
+        remeasure_every: usize,
         /// Bits of the signed weight codes (2–8): one width, or one per layer with weights
         /// (`8,5,5,5,5,5,5,5,8` for the VGG11's eight convolutions and its linear layer). Like
         /// every quantization setting, it may differ from the float run being resumed before QAT

@@ -137,6 +137,12 @@ struct LaterSettings5 {
     ran_on: Vec<String>,
 }
 
+/// The setting added after [`LaterSettings5`], appended after it.
+#[derive(Serialize, Deserialize, Default)]
+struct LaterSettings6 {
+    remeasure_every: usize,
+}
+
 /// What a resume needs beyond the weights to go on exactly as the uninterrupted run would have
 /// (the same weights to the bit, on a deterministic backend). Written after [`LaterSettings3`]
 /// since 2026-12-01; older files resume with a fresh optimizer and re-measured rounding widths,
@@ -152,8 +158,9 @@ pub(crate) struct TrainerState {
     /// The natural logs of the lookup sites' scales as learned (the checkpoint's `scales` are
     /// their exponentials).
     pub(crate) log_scales: Vec<f32>,
-    /// In the partial file of a QAT epoch with rounding: the accumulator widths measured at the
-    /// epoch's start, which the whole epoch rounds to (empty otherwise).
+    /// In the partial file of a QAT epoch with rounding: the accumulator widths the epoch rounds
+    /// to at its position (measured at its start, or last re-measured: `remeasure_every`; empty
+    /// otherwise).
     pub(crate) acc_bits: Vec<u32>,
     /// In the partial file of an epoch: what it has run on so far. Stored in [`LaterSettings5`]
     /// (this structure's place in the file is followed by [`LaterSettings4`]).
@@ -193,7 +200,7 @@ fn write_atomically(path: &Path, bytes: Vec<u8>) -> Result<(), String> {
 }
 
 /// The checkpoint as its file holds it: the checkpoint proper, then the later settings, then the
-/// trainer state, then the settings added after it ([`LaterSettings4`], [`LaterSettings5`]).
+/// trainer state, then the settings added after it ([`LaterSettings4`] to [`LaterSettings6`]).
 fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     let c = &ck.config;
     let later = LaterSettings { per_channel_weights: c.per_channel_weights, head_epochs: c.head_epochs };
@@ -208,6 +215,7 @@ fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     let in_progress = (!ck.trainer.ran_on.is_empty()).then(|| ck.trainer.ran_on.clone());
     let ran_on = ck.log.iter().map(|e| e.ran_on.clone()).chain(in_progress).collect();
     bytes.extend(postcard::to_stdvec(&LaterSettings5 { ran_on }).map_err(|e| e.to_string())?);
+    bytes.extend(postcard::to_stdvec(&LaterSettings6 { remeasure_every: c.remeasure_every }).map_err(|e| e.to_string())?);
     Ok(bytes)
 }
 
@@ -246,7 +254,8 @@ fn parse_checkpoint(bytes: &[u8], path: &Path) -> Result<Checkpoint, String> {
     let (later3, rest) = then::<LaterSettings3>(rest).map_err(invalid)?;
     let (trainer, rest) = then::<TrainerState>(rest).map_err(invalid)?;
     let (later4, rest) = then::<LaterSettings4>(rest).map_err(invalid)?;
-    let (later5, _) = then::<LaterSettings5>(rest).map_err(invalid)?;
+    let (later5, rest) = then::<LaterSettings5>(rest).map_err(invalid)?;
+    let (later6, _) = then::<LaterSettings6>(rest).map_err(invalid)?;
     ck.trainer = trainer;
     let mut ran_on = later5.ran_on.into_iter();
     for e in &mut ck.log {
@@ -259,6 +268,7 @@ fn parse_checkpoint(bytes: &[u8], path: &Path) -> Result<Checkpoint, String> {
     c.rotation_degrees = later2.rotation_degrees;
     c.limit = later3.limit;
     c.schedule = later4.schedule;
+    c.remeasure_every = later6.remeasure_every;
     // Without the lists, the widths read in place stand (uniform).
     for (widths, list) in [(&mut c.weight_bits, later2.weight_bits), (&mut c.act_bits, later2.act_bits)] {
         if !list.is_empty() {
@@ -480,6 +490,7 @@ pub(crate) fn resumable(old: &TrainConfig, new: &TrainConfig, done: usize) -> bo
         qat_epochs: 0,
         qat_lr: 0.0,
         qat_rounding_bits: None,
+        remeasure_every: 0,
         weight_bits: Widths::uniform(0),
         act_bits: Widths::uniform(0),
         per_channel_weights: false,
@@ -532,6 +543,7 @@ mod tests {
             weight_bits: Widths::uniform(4),
             act_bits: "8,6,6,6,6,6,6".parse().unwrap(),
             per_channel_weights: true,
+            remeasure_every: 50,
             ..old.clone()
         };
         assert!(resumable(&old, &old, 4));
@@ -596,8 +608,15 @@ mod tests {
         std::fs::create_dir_all(&run).unwrap();
         let ck = |config| Checkpoint { config, done: 1, params: vec![None], scales: vec![0.5], norms: vec![], log: vec![], trainer: TrainerState::default() };
         let per_layer = TrainConfig { weight_bits: "8,5,5,8".parse().unwrap(), act_bits: "8,6,6,6,6,6,6".parse().unwrap(), ..config() };
-        let per_channel =
-            TrainConfig { per_channel_weights: true, head_epochs: 2, rotation_degrees: 7.5, limit: Some(600), schedule: Schedule::OneCycle, ..per_layer };
+        let per_channel = TrainConfig {
+            per_channel_weights: true,
+            head_epochs: 2,
+            rotation_degrees: 7.5,
+            limit: Some(600),
+            schedule: Schedule::OneCycle,
+            remeasure_every: 50,
+            ..per_layer
+        };
         let trainer = TrainerState {
             phase: "qat".into(),
             optimizer: vec![1, 2, 3],
@@ -610,8 +629,14 @@ mod tests {
         save(&run, &partial).unwrap();
         let saved = load(&run).unwrap().unwrap();
         assert_eq!((saved.config, saved.trainer, saved.log), (per_channel.clone(), trainer.clone(), log.clone()));
-        // One written before the log recorded what the epochs ran on: it ends after the schedule.
+        // One written before `--remeasure-every`: it ends after what the epochs ran on, and
+        // measured the widths once per epoch.
         let whole = checkpoint_bytes(&partial).unwrap();
+        let whole = &whole[..whole.len() - postcard::to_stdvec(&LaterSettings6 { remeasure_every: 50 }).unwrap().len()];
+        std::fs::write(checkpoint_path(&run), whole).unwrap();
+        let per_channel = TrainConfig { remeasure_every: 0, ..per_channel };
+        assert_eq!(load(&run).unwrap().unwrap().config, per_channel);
+        // One written before the log recorded what the epochs ran on: it ends after the schedule.
         let ran_on = vec!["libtorch bf16".into(), "flex".into(), "flex, then libtorch".into()];
         let whole = &whole[..whole.len() - postcard::to_stdvec(&LaterSettings5 { ran_on }).unwrap().len()];
         std::fs::write(checkpoint_path(&run), whole).unwrap();

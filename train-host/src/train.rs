@@ -86,6 +86,13 @@ pub struct TrainConfig {
     /// Bits the lookups keep of their accumulators during QAT (rounding-aware training), `None`
     /// for unrounded accumulators.
     pub qat_rounding_bits: Option<u32>,
+    /// QAT measures the accumulator widths it rounds to (as the compiler will) at each epoch's
+    /// start and, if this is not 0, again every this many batches: the weights move within an
+    /// epoch, and a site whose range crosses a power of two loses a bit more in the circuit than
+    /// QAT trained it for. Stored after the checkpoint's other additions (see
+    /// [`crate::run_folder`]); older runs measured once per epoch (0).
+    #[serde(skip)]
+    pub remeasure_every: usize,
     /// Batch normalisation after each convolution during float training (folded before QAT).
     pub batch_norm: bool,
     /// torchvision ImageNet VGG11 weights to start from (`.pth` or `.safetensors`), else random.
@@ -119,6 +126,7 @@ impl TrainConfig {
             act_bits: Widths::uniform(5),
             per_channel_weights: false,
             qat_rounding_bits: Some(6),
+            remeasure_every: 0,
             batch_norm: false,
             init: None,
             seed: 0,
@@ -140,7 +148,7 @@ impl TrainConfig {
     pub fn options(&self) -> String {
         let mut options = format!(
             "--arch {} --width {}{} --float-epochs {} --qat-epochs {} --batch {} --lr {} --qat-lr {} --schedule {} --smoothing {} --weight-bits {} --act-bits {} \
-             --qat-rounding-bits {} --seed {}",
+             --qat-rounding-bits {} --remeasure-every {} --seed {}",
             self.arch,
             self.width,
             Kind::for_classes(self.classes).map_or(String::new(), |k| format!(" --dataset {}", k.arg())),
@@ -154,6 +162,7 @@ impl TrainConfig {
             self.weight_bits,
             self.act_bits,
             self.qat_rounding_bits.map_or("none".into(), |b| b.to_string()),
+            self.remeasure_every,
             self.seed,
         );
         for (on, flag) in [(self.batch_norm, "--batch-norm"), (self.per_channel_weights, "--per-channel-weights")] {
@@ -357,8 +366,8 @@ pub fn train_until(
     crate::widths::fit(&arch, &cfg.weight_bits, &cfg.act_bits)?;
     let device = cfg.backend.device()?.autodiff();
     let exact = cfg.quant();
-    // QAT's quantization: with rounding, re-measured before every epoch and before evaluating
-    // (the accumulator widths follow the weights).
+    // QAT's quantization: with rounding, re-measured before every epoch (and every
+    // `remeasure_every` batches) and before evaluating (the accumulator widths follow the weights).
     let quant_of = |model: &Net| {
         let rounding = cfg.qat_rounding_bits.map(|bits| circuit_rounding(model, &arch, train, cfg, &exact, bits));
         exact.clone().with_rounding(rounding)
@@ -446,8 +455,8 @@ pub fn train_until(
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        // The epoch's rounding: measured at its start, or as measured then if it is resumed.
-        let quant = qat.then(|| match (cfg.qat_rounding_bits, std::mem::take(&mut saved_widths)) {
+        // The epoch's rounding: measured at its start, or as last measured if it is resumed.
+        let mut quant = qat.then(|| match (cfg.qat_rounding_bits, std::mem::take(&mut saved_widths)) {
             (Some(bits), acc_bits) if !acc_bits.is_empty() => exact.clone().with_rounding(Some(Rounding { bits, acc_bits })),
             _ => quant_of(&model),
         });
@@ -456,6 +465,9 @@ pub fn train_until(
         let mut last_saved = Instant::now();
         bar.set_position(at.batches as u64);
         for (s, idx) in order.chunks(cfg.batch).enumerate().skip(at.batches) {
+            if qat && cfg.qat_rounding_bits.is_some() && cfg.remeasure_every > 0 && s > 0 && s % cfg.remeasure_every == 0 {
+                quant = Some(quant_of(&model));
+            }
             let lr = cfg.schedule.rate(peak, epoch * steps + s, epochs * steps);
             let (x, y) = batch(train, idx, cfg, Some(&mut rng), &device);
             let (l, c);
@@ -696,6 +708,22 @@ mod tests {
     }
 
     #[test]
+    fn qat_can_measure_its_rounding_again_within_an_epoch() {
+        let ds = noise_images(64, 7);
+        let cfg = TrainConfig { arch: "tiny".into(), float_epochs: 1, qat_epochs: 1, batch: 16, qat_rounding_bits: Some(5), qat_lr: 0.05, ..config() };
+        let run = std::env::temp_dir().join(format!("cifhe-remeasure-{}", std::process::id()));
+        let weights = |remeasure_every| {
+            let _ = std::fs::remove_dir_all(&run);
+            train(&TrainConfig { remeasure_every, ..cfg.clone() }, &ds, &ds, &run, false).unwrap().net.params
+        };
+        // The weights move fast enough here that some site's accumulator width changes within
+        // the QAT epoch of 4 batches: measured again before each batch, the rounding follows it
+        // and trains another network than the rounding measured at the epoch's start.
+        assert!(weights(0) != weights(1));
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    #[test]
     fn a_run_stopped_after_every_batch_ends_as_an_uninterrupted_one() {
         let ds = noise_images(64, 6);
         let cfg = TrainConfig {
@@ -706,6 +734,8 @@ mod tests {
             batch_norm: true,
             qat_rounding_bits: Some(5),
             qat_lr: 0.05,
+            // Re-measured within each QAT epoch, so that a resume also stops right after one.
+            remeasure_every: 2,
             ..config()
         };
         let dir = |name: &str| std::env::temp_dir().join(format!("cifhe-exact-{name}-{}", std::process::id()));
