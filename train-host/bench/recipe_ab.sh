@@ -12,7 +12,8 @@
 # e.g. `… recipe_ab.sh smoothing "0.1 0"`, `… recipe_ab.sh schedule "cosine one-cycle" 0 1 2`.
 # EXTRA adds options to every run of the A/B (e.g. EXTRA="--lr 0.005"): run it in a folder of its
 # own, as the runs' names do not say it.
-# NET replaces the small CNN of width 1 (e.g. NET="--arch vgg11 --width 0.5").
+# NET replaces the small CNN of width 1 (e.g. NET="--arch vgg11 --width 0.5"), EPOCHS the 10 float
+# and 1 QAT epochs (EPOCHS="--float-epochs 10" to A/B `--qat-epochs`).
 # FLOAT_FROM=PREFIX A/Bs a QAT setting without training the float phase again: each run starts as
 # a copy of the finished run PREFIX-s<seed> (e.g. ../peak-8e-2/schedule-one-cycle, with EXTRA
 # giving its float settings) and trains its QAT again (`--restart-qat`) with `--OPTION VALUE`.
@@ -23,6 +24,7 @@ DATA=${DATA:-../shared/data}
 EXTRA=${EXTRA:-}
 FLOAT_FROM=${FLOAT_FROM:-}
 NET=${NET:---arch small --width 1}
+EPOCHS=${EPOCHS:---float-epochs 10 --qat-epochs 1}
 option=$1 values=$2
 shift 2
 [ $# -gt 0 ] || set -- 0 1 2
@@ -35,7 +37,7 @@ for seed in "$@"; do
       cp -r $FLOAT_FROM-s$seed $name.tmp && mv $name.tmp $name || exit 1
       resume=--restart-qat
     fi
-    $BIN train $NET --dataset cifar10 --float-epochs 10 --qat-epochs 1 --batch-norm \
+    $BIN train $NET --dataset cifar10 $EPOCHS --batch-norm \
       --seed $seed --$option $v --backend libtorch $EXTRA --data "$DATA" --run-dir $name --out $name.cifhe $resume \
       >> $name.out 2>&1 || { echo "run $name failed: $name.out"; exit 1; }
   done
