@@ -18,8 +18,8 @@ pub struct StageReport {
     /// For linear stages: the worst-case accumulator range from the weights and input codes, and
     /// its signed width in bits.
     pub bound: Option<((i64, i64), u32)>,
-    /// For lookups: the declared accumulator width.
-    pub acc_bits: Option<u32>,
+    /// For lookups: the declared accumulator width, and the centre it is declared about.
+    pub acc_bits: Option<(u32, i32)>,
     /// For lookups: the range observed on the calibration set and its width in bits.
     pub calibrated: Option<((i32, i32), u32)>,
 }
@@ -31,6 +31,30 @@ pub fn signed_bits(lo: i64, hi: i64) -> u32 {
         b += 1;
     }
     b
+}
+
+/// The centre and width of a lookup whose accumulator was observed in `[lo, hi]`: the narrowest
+/// width that holds `[lo − c, hi − c]` for a centre `c` on a grid of `2^(width − 4)`, and centre 0
+/// where centring would not save a bit. Rounding to `R` bits then keeps a step of
+/// `2^(width − R)`: about twice as fine at a one-sided range such as a pool's `[0, 124]`.
+///
+/// The grid makes the centre insensitive to a stray extreme value, so the trainer (which measures
+/// the same range through its fake-quantized network) and the compiler choose the same centre.
+pub fn centring(lo: i64, hi: i64) -> (i32, u32) {
+    let plain = signed_bits(lo.min(hi), hi.max(lo));
+    for bits in 1..plain {
+        let half = 1i64 << (bits - 1);
+        // The centres that fit: c ∈ [hi − half + 1, lo + half].
+        let (c_lo, c_hi) = (hi - half + 1, lo + half);
+        let grid = 1i64 << bits.saturating_sub(4);
+        // The multiples of the grid in [c_lo, c_hi], if any; the one nearest their middle.
+        let (first, last) = ((c_lo + grid - 1).div_euclid(grid) * grid, c_hi.div_euclid(grid) * grid);
+        if first <= last {
+            let middle = ((c_lo + c_hi).div_euclid(2) + grid / 2).div_euclid(grid) * grid;
+            return (middle.clamp(first, last) as i32, bits);
+        }
+    }
+    (0, plain)
 }
 
 fn dot_bound(w: &[i8], codes: CodeRange, o16: usize, out_c: usize) -> (i64, i64) {
@@ -83,7 +107,7 @@ pub fn analyze(model: &Model<'_>) -> heapless::Vec<StageReport, MAX_STAGES> {
             Stage::Lookup(l) => {
                 r.kind = "lookup";
                 r.pbs = positions * o.c as u64;
-                r.acc_bits = Some(l.acc_bits as u32);
+                r.acc_bits = Some((l.acc_bits as u32, l.centre));
                 let (lo, hi) = l.calibrated;
                 r.calibrated = Some(((lo, hi), signed_bits(lo as i64, hi as i64)));
             }
@@ -100,6 +124,29 @@ pub fn totals(model: &Model<'_>) -> (u64, u64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn centring_saves_the_bit_a_one_sided_range_wastes() {
+        use super::{centring, signed_bits};
+        assert_eq!(centring(0, 124), (64, 7));
+        assert_eq!(centring(-35675, 27407), (-4096, 16));
+        assert_eq!(centring(-10036, 8225), (0, 15), "nearly symmetric: nothing to save");
+        assert_eq!(centring(0, 930), (448, 10));
+        assert_eq!(centring(5, 5), (5, 1));
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let lo = (state % 200_001) as i64 - 100_000;
+            let hi = lo + ((state >> 20) % (1 << ((state >> 40) % 18))) as i64;
+            let (c, bits) = centring(lo, hi);
+            assert!(bits <= signed_bits(lo, hi), "[{lo}, {hi}]");
+            assert_eq!(signed_bits(lo - c as i64, hi - c as i64).max(bits), bits, "[{lo}, {hi}] about {c}");
+            assert!(1i64 << bits > hi - lo, "no width narrower than the span");
+            assert!(c == 0 || bits < signed_bits(lo, hi), "centred only where it saves a bit");
+        }
+    }
+
     use super::signed_bits;
 
     #[test]

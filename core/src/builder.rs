@@ -8,7 +8,7 @@ enum OwnedStage {
     Conv { out_c: u16, kh: u8, kw: u8, stride: u8, pad: u8, weights: Vec<u8> },
     SumPool(SumPool),
     Linear { out_f: u16, weights: Vec<u8> },
-    Lookup { acc_bits: u8, lo: i8, hi: i8, thresholds: Vec<u8>, calibrated: (i32, i32) },
+    Lookup { acc_bits: u8, centre: i32, lo: i8, hi: i8, thresholds: Vec<u8>, calibrated: (i32, i32) },
 }
 
 /// A model under construction. Tensors are given in the usual (unblocked) orders.
@@ -97,7 +97,8 @@ impl ModelBuilder {
         self
     }
 
-    /// A lookup with `thresholds[ch][level]` (`hi − lo` per channel).
+    /// A lookup with `thresholds[ch][level]` (`hi − lo` per channel), its accumulator `acc_bits`
+    /// wide about zero (see [`Self::centre`]).
     pub fn lookup(&mut self, acc_bits: u8, lo: i8, hi: i8, thresholds: &[Vec<i32>], calibrated: (i32, i32)) -> &mut Self {
         let levels = (hi as i32 - lo as i32) as usize;
         let ch = thresholds.len();
@@ -108,7 +109,7 @@ impl ModelBuilder {
                 t.extend_from_slice(&row[lv].to_le_bytes());
             }
         }
-        self.stages.push(OwnedStage::Lookup { acc_bits, lo, hi, thresholds: t, calibrated });
+        self.stages.push(OwnedStage::Lookup { acc_bits, centre: 0, lo, hi, thresholds: t, calibrated });
         self
     }
 
@@ -118,6 +119,15 @@ impl ModelBuilder {
         tmp.stages.clear();
         tmp.lookup(acc_bits, lo, hi, thresholds, calibrated);
         self.stages[stage] = tmp.stages.pop().expect("just pushed");
+    }
+
+    /// Declares the accumulator of lookup number `stage` `acc_bits` wide about `centre`.
+    pub fn centre(&mut self, stage: usize, centre: i32, acc_bits: u8) -> &mut Self {
+        match &mut self.stages[stage] {
+            OwnedStage::Lookup { acc_bits: b, centre: c, .. } => (*b, *c) = (acc_bits, centre),
+            other => panic!("stage {stage} is not a lookup: {other:?}"),
+        }
+        self
     }
 
     /// Number of stages so far.
@@ -148,8 +158,8 @@ impl ModelBuilder {
                 }
                 OwnedStage::SumPool(p) => Stage::SumPool(*p),
                 OwnedStage::Linear { out_f, weights } => Stage::Linear(Linear { out_features: *out_f, weights }),
-                OwnedStage::Lookup { acc_bits, lo, hi, thresholds, calibrated } => {
-                    Stage::Lookup(Lookup { acc_bits: *acc_bits, out_lo: *lo, out_hi: *hi, thresholds, calibrated: *calibrated })
+                OwnedStage::Lookup { acc_bits, centre, lo, hi, thresholds, calibrated } => {
+                    Stage::Lookup(Lookup { acc_bits: *acc_bits, centre: *centre, out_lo: *lo, out_hi: *hi, thresholds, calibrated: *calibrated })
                 }
             })
             .collect::<heapless::Vec<_, { crate::model::MAX_STAGES }>>();

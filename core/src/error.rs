@@ -15,7 +15,7 @@ pub enum ModelError {
     UnsupportedVersion {
         /// Version found in the file.
         found: u16,
-        /// Version this build reads.
+        /// Newest version this build reads.
         supported: u16,
     },
     /// The payload length in the header does not match the bytes present (truncated or padded file).
@@ -57,7 +57,7 @@ impl fmt::Display for ModelError {
             ModelError::TooShort { len } => write!(f, "not a cifhe model: only {len} bytes, shorter than the header"),
             ModelError::BadMagic => write!(f, "not a cifhe model: the file does not start with the cifhe magic bytes"),
             ModelError::UnsupportedVersion { found, supported } => {
-                write!(f, "model format version {found} is not supported (this build reads version {supported})")
+                write!(f, "model format version {found} is not supported (this build reads versions {} to {supported})", crate::format::OLDEST_VERSION)
             }
             ModelError::LengthMismatch { header, actual } => {
                 write!(f, "model file is truncated or padded: header announces {header} payload bytes, {actual} present")

@@ -15,13 +15,19 @@ use crate::error::ModelError;
 
 /// First eight bytes of every cifhe model file.
 pub const MAGIC: [u8; 8] = *b"CIFHEMDL";
-/// The payload layout this build reads and writes. Bump it on any incompatible change.
-pub const FORMAT_VERSION: u16 = 1;
+/// The payload layout this build writes. Bump it on any incompatible change, and keep reading the
+/// older layouts ([`crate::model`] decodes each of them into the current one).
+///
+/// - 1: the first layout.
+/// - 2: each lookup has a centre (`Lookup::centre`); a version 1 lookup reads as centre 0.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest layout this build still reads.
+pub const OLDEST_VERSION: u16 = 1;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 20;
 
-/// Checks the header and returns the payload it guards.
-pub fn open(bytes: &[u8]) -> Result<&[u8], ModelError> {
+/// Checks the header and returns the payload it guards, with its layout version.
+pub fn open(bytes: &[u8]) -> Result<(u16, &[u8]), ModelError> {
     if bytes.len() < HEADER_LEN {
         // A short file that starts like ours is truncated; anything else is foreign.
         let n = bytes.len().min(MAGIC.len());
@@ -34,7 +40,7 @@ pub fn open(bytes: &[u8]) -> Result<&[u8], ModelError> {
         return Err(ModelError::BadMagic);
     }
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(ModelError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
     }
     let len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
@@ -47,7 +53,7 @@ pub fn open(bytes: &[u8]) -> Result<&[u8], ModelError> {
     if computed != stored {
         return Err(ModelError::ChecksumMismatch { stored, computed });
     }
-    Ok(payload)
+    Ok((version, payload))
 }
 
 /// Writes the header for `payload` into `out[..HEADER_LEN]`.
@@ -101,13 +107,16 @@ mod tests {
         let mut file = [0u8; HEADER_LEN + 13];
         write_header(payload, &mut file).unwrap();
         file[HEADER_LEN..].copy_from_slice(payload);
-        assert_eq!(open(&file).unwrap(), payload);
+        assert_eq!(open(&file).unwrap(), (FORMAT_VERSION, &payload[..]));
         assert_eq!(open(&file[..HEADER_LEN + 5]), Err(ModelError::LengthMismatch { header: 13, actual: 5 }));
         assert_eq!(open(&file[..5]), Err(ModelError::TooShort { len: 5 }));
         assert_eq!(open(b"GIF89a"), Err(ModelError::BadMagic));
         let mut corrupt = file;
         corrupt[HEADER_LEN + 3] ^= 0x40;
         assert!(matches!(open(&corrupt), Err(ModelError::ChecksumMismatch { .. })));
+        let mut older = file;
+        older[8] = 1;
+        assert_eq!(open(&older).unwrap().0, 1);
         let mut future = file;
         future[8] = 9;
         assert_eq!(open(&future), Err(ModelError::UnsupportedVersion { found: 9, supported: FORMAT_VERSION }));

@@ -127,7 +127,8 @@ pub struct Linear<'a> {
     pub weights: &'a [u8],
 }
 
-/// A lookup: `code = out_lo + #{ l : thresholds[l][ch] <= acc }`.
+/// A lookup: `code = out_lo + #{ l : thresholds[l][ch] <= acc }`, read after rounding `acc − centre`
+/// (see [`crate::rounding`]).
 ///
 /// Every lookup of a quantized network (rescale, bias, ReLU, 1/k², requantize) is a non-decreasing
 /// step function of the accumulator, so it is stored exactly by the accumulator values where the
@@ -135,9 +136,12 @@ pub struct Linear<'a> {
 /// away `lsbs` bits the table a PBS needs is `T[r] = f(r << lsbs)`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Lookup<'a> {
-    /// Declared signed width of the accumulator: values lie in `[-2^(b-1), 2^(b-1))`.
-    /// Rounding to `R` bits drops `acc_bits - R` low bits.
+    /// Declared signed width of the accumulator about its centre: values lie in
+    /// `centre + [-2^(b-1), 2^(b-1))`. Rounding to `R` bits drops `acc_bits - R` low bits.
     pub acc_bits: u8,
+    /// Subtracted from the accumulator before rounding, so that the width covers the
+    /// accumulator's span rather than twice its larger side (format version 2; 0 in version 1).
+    pub centre: i32,
     /// Smallest output code.
     pub out_lo: i8,
     /// Largest output code.
@@ -275,6 +279,20 @@ pub struct Model<'a> {
 }
 
 impl<'a> ModelFile<'a> {
+    /// The same circuit with every lookup's accumulator declared about the centre of its
+    /// calibrated range ([`crate::analysis::centring`]): a bit narrower where the range is
+    /// one-sided, so rounding to `R` bits keeps a finer step. Unrounded, nothing changes.
+    pub fn with_centred_lookups(mut self) -> Self {
+        for stage in self.stages.iter_mut() {
+            if let Stage::Lookup(l) = stage {
+                let (lo, hi) = l.calibrated;
+                let (centre, bits) = crate::analysis::centring(lo as i64, hi as i64);
+                (l.centre, l.acc_bits) = (centre, bits as u8);
+            }
+        }
+        self
+    }
+
     /// Encodes the model (header and payload) into `buf`, returning the bytes written. No allocator.
     pub fn encode_into<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], ModelError> {
         if buf.len() < format::HEADER_LEN {
@@ -300,8 +318,12 @@ impl<'a> ModelFile<'a> {
 impl<'a> Model<'a> {
     /// Checks the envelope, decodes the payload zero-copy and validates the circuit.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, ModelError> {
-        let payload = format::open(bytes)?;
-        let (file, rest) = postcard::take_from_bytes::<ModelFile<'a>>(payload).map_err(|_| ModelError::Decode)?;
+        let (version, payload) = format::open(bytes)?;
+        let (file, rest) = match version {
+            1 => postcard::take_from_bytes::<v1::ModelFile<'a>>(payload).map(|(f, rest)| (f.into(), rest)),
+            _ => postcard::take_from_bytes::<ModelFile<'a>>(payload),
+        }
+        .map_err(|_| ModelError::Decode)?;
         if !rest.is_empty() {
             return Err(ModelError::invalid(WHOLE, "trailing bytes after the model payload"));
         }
@@ -498,6 +520,74 @@ fn check_weights(i: usize, w: &[i8], out_c: usize, in_c: usize, kh: usize, kw: u
         }
     }
     Ok(())
+}
+
+/// Format version 1, decoded into the current layout: its lookups had no centre.
+mod v1 {
+    use super::{Conv, Dequant, InputQuant, Linear, SumPool, MAX_STAGES};
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub struct ModelFile<'a> {
+        name: &'a str,
+        description: &'a str,
+        labels: &'a str,
+        #[serde(borrow)]
+        input: InputQuant<'a>,
+        #[serde(borrow)]
+        stages: heapless::Vec<Stage<'a>, MAX_STAGES>,
+        rounding_bits: Option<u8>,
+        #[serde(borrow)]
+        output: Dequant<'a>,
+    }
+
+    #[derive(Deserialize)]
+    enum Stage<'a> {
+        Conv(#[serde(borrow)] Conv<'a>),
+        SumPool(SumPool),
+        Linear(#[serde(borrow)] Linear<'a>),
+        Lookup(#[serde(borrow)] Lookup<'a>),
+    }
+
+    #[derive(Deserialize)]
+    struct Lookup<'a> {
+        acc_bits: u8,
+        out_lo: i8,
+        out_hi: i8,
+        thresholds: &'a [u8],
+        calibrated: (i32, i32),
+    }
+
+    impl<'a> From<ModelFile<'a>> for super::ModelFile<'a> {
+        fn from(f: ModelFile<'a>) -> Self {
+            let stages = f
+                .stages
+                .into_iter()
+                .map(|s| match s {
+                    Stage::Conv(c) => super::Stage::Conv(c),
+                    Stage::SumPool(p) => super::Stage::SumPool(p),
+                    Stage::Linear(l) => super::Stage::Linear(l),
+                    Stage::Lookup(l) => super::Stage::Lookup(super::Lookup {
+                        acc_bits: l.acc_bits,
+                        centre: 0,
+                        out_lo: l.out_lo,
+                        out_hi: l.out_hi,
+                        thresholds: l.thresholds,
+                        calibrated: l.calibrated,
+                    }),
+                })
+                .collect();
+            super::ModelFile {
+                name: f.name,
+                description: f.description,
+                labels: f.labels,
+                input: f.input,
+                stages,
+                rounding_bits: f.rounding_bits,
+                output: f.output,
+            }
+        }
+    }
 }
 
 #[cfg(test)]

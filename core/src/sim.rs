@@ -299,7 +299,7 @@ impl<'m, 'a> Simulator<'m, 'a> {
         let (s, levels) = (info.output, l.levels());
         let ch = s.c;
         let o16 = round_up(ch, 16);
-        let rnd = StageRounding::new(l.acc_bits, self.cfg.rounding_bits);
+        let rnd = StageRounding::of(l, self.cfg.rounding_bits);
         let (acc_lo, acc_hi) = rnd.acc_range();
         let (r_lo, r_hi) = rnd.rounded_range();
         for lv in 0..levels {

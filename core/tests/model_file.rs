@@ -27,6 +27,31 @@ fn round_trip_borrows_weights_from_the_buffer() {
     assert!(matches!(model.file().encode_into(&mut [0u8; 64]), Err(ModelError::BufferTooSmall)));
 }
 
+/// A file of format version 1, written before lookups had a centre: the shipped small model.
+const VERSION_1_FILE: &[u8] = include_bytes!("../../models/small-w2-cifar10.cifhe");
+
+#[test]
+fn a_version_1_file_reads_as_lookups_about_zero_and_is_rewritten_as_the_current_version() {
+    assert_eq!(u16::from_le_bytes([VERSION_1_FILE[8], VERSION_1_FILE[9]]), 1, "the test needs a version 1 file");
+    let old = Model::from_bytes(VERSION_1_FILE).unwrap();
+    let lookups = || old.stages().iter().filter_map(|s| if let cifhe_core::Stage::Lookup(l) = s { Some(l.clone()) } else { None });
+    assert!(lookups().count() > 3 && lookups().all(|l| l.centre == 0));
+    let rewritten = old.file().to_bytes();
+    assert_eq!(u16::from_le_bytes([rewritten[8], rewritten[9]]), cifhe_core::format::FORMAT_VERSION);
+    assert_eq!(Model::from_bytes(&rewritten).unwrap().file(), old.file(), "the same circuit in the current layout");
+    // Centred, the pools' lookups ([0, 124]) need a bit less; nothing else about the model changes.
+    let centred = old.file().clone().with_centred_lookups();
+    let pools: Vec<_> = lookups()
+        .zip(centred.stages.iter().filter_map(|s| if let cifhe_core::Stage::Lookup(l) = s { Some(l) } else { None }))
+        .filter(|(l, _)| l.calibrated.0 == 0)
+        .collect();
+    assert!(!pools.is_empty());
+    for (before, after) in pools {
+        assert_eq!((after.acc_bits, after.thresholds), (before.acc_bits - 1, before.thresholds), "{:?}", before.calibrated);
+        assert!(after.centre > 0);
+    }
+}
+
 #[test]
 fn every_truncation_and_every_single_byte_flip_is_refused_without_panic() {
     let bytes = model_bytes();

@@ -19,7 +19,7 @@ fn ramp(channels: usize, levels: usize, from: i32, step: i32) -> Vec<Vec<i32>> {
 }
 
 /// Input 3×4×4 with codes in {−1, 0, 1}; conv 1×1 → lookup (`first_bits`-bit accumulators) → 2×2
-/// sum-pool → lookup (5 bits) → linear: every lookup keeps all its bits, so with the 2_2 set the
+/// sum-pool → lookup (4 bits about 6) → linear: every lookup keeps all its bits, so with the 2_2 set the
 /// bootstrap's error probability is below 1e-10 and decryption must equal the exact circuit. The
 /// conv's accumulators span [−3, 3]: 4 bits hold them, 2 bits do not (they wrap on the torus).
 fn tiny_model(seed: u64, first_bits: u8) -> Vec<u8> {
@@ -32,6 +32,8 @@ fn tiny_model(seed: u64, first_bits: u8) -> Vec<u8> {
     b.lookup(first_bits, 0, 3, &ramp(4, 3, -1, 1), (-3, 3));
     b.sum_pool(2, 1);
     b.lookup(5, 0, 1, &ramp(4, 1, 4, 0), (0, 12));
+    // The pool's sums, [0, 12], held by 4 bits about their centre, 6 (a plaintext subtraction).
+    b.centre(b.len() - 1, 6, 4);
     let flat = Shape { h: 3, w: 3, c: 4 };
     let w: Vec<i8> = (0..10 * flat.len()).map(|_| uniform(&mut rng, -3, 3) as i8).collect();
     b.linear(&w, 10, flat);

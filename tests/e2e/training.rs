@@ -7,7 +7,7 @@ use train_host::compile::compile;
 use train_host::eval::evaluate;
 use train_host::net::{Net, Rounding};
 use train_host::paths::default_data;
-use train_host::train::{accuracy, train, TrainConfig};
+use train_host::train::{accuracy, circuit_rounding, train, TrainConfig};
 
 #[test]
 fn short_training_beats_chance_and_the_circuit_matches_qat() {
@@ -38,19 +38,11 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
     assert_eq!(again.scales, t.scales);
     assert!(train(&cfg, &train_set, &test, &run, false).unwrap_err().contains("--resume"));
 
-    let bytes = compile(
-        &t.net,
-        cfg.mean,
-        cfg.std,
-        cfg.compile_quant(Some(6)),
-        &train_set.images[..512 * 3072],
-        Some(&t.scales),
-        "t",
-        "test",
-        &train_set.names,
-        &|_| {},
-    )
-    .expect("compiles");
+    let compiled = |cfg: &TrainConfig| {
+        let calibration = &train_set.images[..512 * 3072];
+        compile(&t.net, cfg.mean, cfg.std, cfg.compile_quant(Some(6)), calibration, Some(&t.scales), "t", "test", &train_set.names, &|_| {}).expect("compiles")
+    };
+    let bytes = compiled(&cfg);
     let model = Model::from_bytes(&bytes).unwrap();
     let exact = RunConfig { rounding_bits: None, noise: NoiseModel::NONE.into(), ..RunConfig::new(&model) };
     let circuit = evaluate(&model, &test, exact, false).unwrap();
@@ -64,8 +56,20 @@ fn short_training_beats_chance_and_the_circuit_matches_qat() {
     assert!(agree >= 990, "integer circuit and QAT forward agree on only {agree}/1000 images");
     // Rounding-aware training's forward rounds as the circuit does (6 bits, the model's widths).
     let rounded = evaluate(&model, &test, RunConfig { rounding_bits: Some(6), ..exact }, false).unwrap();
-    let (_, qat) = accuracy(&net, &arch, &test, &cfg, Some(&quant.with_rounding(Some(Rounding::of_model(&model, 6)))));
+    let (_, qat) = accuracy(&net, &arch, &test, &cfg, Some(&quant.clone().with_rounding(Some(Rounding::of_model(&model, 6)))));
     let agree = rounded.predictions.iter().zip(&qat).filter(|(a, b)| a == b).count();
     assert!(agree >= 990, "rounded circuit and rounding-aware QAT forward agree on only {agree}/1000 images");
+    // Centred accumulators: the trainer measures the centres and widths the compiler declares,
+    // and its rounding about them is the circuit's.
+    let centred_cfg = TrainConfig { centre_accumulators: true, ..cfg.clone() };
+    let centred_bytes = compiled(&centred_cfg);
+    let centred = Model::from_bytes(&centred_bytes).unwrap();
+    let declared = Rounding::of_model(&centred, 6);
+    assert!(declared.centres.iter().any(|&c| c != 0), "the pools' one-sided ranges are centred: {declared:?}");
+    assert_eq!(circuit_rounding(&net, &arch, &train_set, &centred_cfg, &quant, 6), declared, "QAT centres as the compiler does");
+    let rounded = evaluate(&centred, &test, RunConfig { rounding_bits: Some(6), ..exact }, false).unwrap();
+    let (_, qat) = accuracy(&net, &arch, &test, &cfg, Some(&quant.clone().with_rounding(Some(declared))));
+    let agree = rounded.predictions.iter().zip(&qat).filter(|(a, b)| a == b).count();
+    assert!(agree >= 990, "centred circuit and QAT forward agree on only {agree}/1000 images");
     let _ = std::fs::remove_dir_all(&run);
 }

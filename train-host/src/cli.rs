@@ -324,6 +324,11 @@ pub(crate) enum Command {
         /// default 0 is how the shipped models were trained).
         #[arg(long, value_name = "N", default_value_t = recipe().remeasure_every)]
         remeasure_every: usize,
+        /// Declare each lookup's accumulator about the centre of its range, in QAT's rounding
+        /// and in the model: a bit finer rounding where a range is one-sided (the pools' sums),
+        /// at no cost in TFHE (off: how the shipped models were trained). A QAT setting.
+        #[arg(long)]
+        centre_accumulators: bool,
         /// Bits of the signed weight codes (2–8): one width, or one per layer with weights
         /// (`8,5,5,5,5,5,5,5,8` for the VGG11's eight convolutions and its linear layer). Like
         /// every quantization setting, it may differ from the float run being resumed before QAT
@@ -422,6 +427,18 @@ pub(crate) enum Command {
         /// Compiled model.
         #[arg(long)]
         model: PathBuf,
+    },
+    /// Declare a compiled model's lookup accumulators about the centres of their calibrated
+    /// ranges (no data needed): a bit finer rounding where a range is one-sided, such as the
+    /// pools' sums. A model trained without `--centre-accumulators` was rounded about zero in
+    /// QAT, so measure the result with `report`.
+    Centre {
+        /// Compiled model.
+        #[arg(long)]
+        model: PathBuf,
+        /// Where to write the centred model.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Float training speed (images/s) of an architecture, beside PyTorch's on the same network
     /// in the same run with `--torch`.

@@ -26,11 +26,21 @@ pub struct QuantConfig {
     pub percentile: f64,
     /// Rounding the model asks for by default.
     pub rounding_bits: Option<u8>,
+    /// Each lookup's accumulator declared about the centre of its calibrated range
+    /// ([`cifhe_core::ModelFile::with_centred_lookups`]), else about zero.
+    pub centre: bool,
 }
 
 impl Default for QuantConfig {
     fn default() -> Self {
-        QuantConfig { weight_bits: Widths::uniform(5), per_channel_weights: false, act_bits: Widths::uniform(5), percentile: 99.99, rounding_bits: Some(6) }
+        QuantConfig {
+            weight_bits: Widths::uniform(5),
+            per_channel_weights: false,
+            act_bits: Widths::uniform(5),
+            percentile: 99.99,
+            rounding_bits: Some(6),
+            centre: false,
+        }
     }
 }
 
@@ -228,8 +238,11 @@ pub fn compile(
     }
     b.output(&s_w_final.iter().map(|s| (s_x * s) as f32).collect::<Vec<_>>(), &bias_final);
     let bytes = b.to_bytes();
-    Model::from_bytes(&bytes).map_err(|e| format!("compiled model is invalid: {e}"))?;
-    Ok(bytes)
+    let centred = {
+        let model = Model::from_bytes(&bytes).map_err(|e| format!("compiled model is invalid: {e}"))?;
+        cfg.centre.then(|| model.file().clone().with_centred_lookups().to_bytes())
+    };
+    Ok(centred.unwrap_or(bytes))
 }
 
 /// Runs the circuit built so far on the calibration images up to linear stage `stage` and

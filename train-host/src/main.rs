@@ -190,6 +190,7 @@ fn run(cli: Cli) -> Result<(), String> {
             rounding_bits,
             qat_rounding_bits,
             remeasure_every,
+            centre_accumulators,
             weight_bits,
             act_bits,
             per_channel_weights,
@@ -215,6 +216,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 per_channel_weights,
                 qat_rounding_bits,
                 remeasure_every,
+                centre_accumulators,
                 batch_norm,
                 seed,
                 mean,
@@ -331,6 +333,15 @@ fn run(cli: Cli) -> Result<(), String> {
             let bytes = model_file::read(&model)?;
             let m = model_file::open(&model, &bytes)?;
             print!("{}", inspect::text(&m, bytes.len()));
+        }
+        Command::Centre { model, out } => {
+            let bytes = model_file::read(&model)?;
+            let m = model_file::open(&model, &bytes)?;
+            let description = format!("{} Accumulators centred by `train-host centre`.", m.file().description);
+            let centred = cifhe_core::ModelFile { description: &description, ..m.file().clone() }.with_centred_lookups().to_bytes();
+            std::fs::write(&out, &centred).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            print!("{}", inspect::text(&model_file::open(&out, &centred)?, centred.len()));
+            println!("wrote {}", out.display());
         }
         Command::BenchFhe { models, sets, lookups, p_error, write } => {
             let md = bench_fhe::markdown(&models, &sets, lookups, p_error)?;

@@ -65,14 +65,18 @@ pub struct Rounding {
     /// Each site's accumulator width, calibrated as the compiler does (`acc_bits`): the rounding
     /// drops `acc_bits − bits` low bits.
     pub acc_bits: Vec<u32>,
+    /// Each site's centre, subtracted before rounding (the lookups' `centre`; all 0 unless the
+    /// accumulators are centred).
+    pub centres: Vec<i32>,
 }
 
 impl Rounding {
     /// The rounding a compiled model applies at `bits` bits (its lookups' widths, in order).
     pub fn of_model(m: &cifhe_core::Model<'_>, bits: u32) -> Rounding {
         use cifhe_core::model::Stage;
-        let acc_bits = m.stages().iter().filter_map(|s| if let Stage::Lookup(l) = s { Some(l.acc_bits.into()) } else { None }).collect();
-        Rounding { bits, acc_bits }
+        let (acc_bits, centres) =
+            m.stages().iter().filter_map(|s| if let Stage::Lookup(l) = s { Some((u32::from(l.acc_bits), l.centre)) } else { None }).unzip();
+        Rounding { bits, acc_bits, centres }
     }
 }
 
@@ -136,15 +140,15 @@ fn acc_range(acc: Tensor<4>, unit: Tensor<4>) -> (i64, i64) {
 /// The accumulator `acc` (real value `unit` per integer step; `unit` carries no gradient) with
 /// `lsbs` low bits dropped, rounding half up as the circuit does; the gradient passes straight
 /// through.
-fn round_accumulator(acc: Tensor<4>, unit: Tensor<4>, lsbs: u32) -> Tensor<4> {
+fn round_accumulator(acc: Tensor<4>, unit: Tensor<4>, lsbs: u32, centre: i32) -> Tensor<4> {
     if lsbs == 0 {
         return acc;
     }
     let codes = acc / unit.clone();
     // The accumulator is an integer: snap it first, so float error cannot move it across a
     // rounding boundary (an accumulator exactly half a step away from two neighbours is common).
-    let step = (1u32 << lsbs) as f32;
-    let rounded = ((codes.clone().round() / step + 0.5).floor() * step).detach();
+    let (step, centre) = ((1u32 << lsbs) as f32, centre as f32);
+    let rounded = (((codes.clone().round() - centre) / step + 0.5).floor() * step + centre).detach();
     (codes.clone() + (rounded - codes).detach()) * unit
 }
 
@@ -352,7 +356,7 @@ impl Net {
                 acc_ranges.push(acc_range(acc.clone(), unit.clone()));
             }
             match quant.and_then(|q| q.rounding.as_ref()) {
-                Some(r) => round_accumulator(acc, unit, r.acc_bits[site].saturating_sub(r.bits)),
+                Some(r) => round_accumulator(acc, unit, r.acc_bits[site].saturating_sub(r.bits), r.centres[site]),
                 None => acc,
             }
         };
@@ -409,6 +413,24 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qat_rounds_an_accumulator_as_the_circuit_does_about_any_centre() {
+        use cifhe_core::rounding::StageRounding;
+        let device = Device::flex();
+        let accs: Vec<f32> = (-40..40).map(|a| a as f32).collect();
+        // A unit of 0.25: the accumulators are the codes times 0.25, as QAT holds them.
+        let unit = Tensor::<4>::from_data(TensorData::new(vec![0.25f32], [1, 1, 1, 1]), &device);
+        let x = Tensor::<4>::from_data(TensorData::new(accs.iter().map(|a| a * 0.25).collect::<Vec<_>>(), [1, 1, 1, accs.len()]), &device);
+        for centre in [0, 1, 3, -6] {
+            let rounding = StageRounding::new(8, centre, Some(5));
+            let got = to_vec(round_accumulator(x.clone(), unit.clone(), rounding.lsbs, centre));
+            for (acc, v) in accs.iter().zip(got) {
+                let want = (rounding.round(*acc as i32) << rounding.lsbs) + centre;
+                assert_eq!(v, want as f32 * 0.25, "accumulator {acc}, centre {centre}");
+            }
+        }
+    }
 
     #[test]
     fn bf16_convolutions_round_the_float_forward_only() {

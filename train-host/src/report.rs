@@ -84,12 +84,18 @@ pub fn markdown(model: &Model<'_>, data: &Dataset, rows: &[Row], plots: &[(&str,
     for (alt, file) in plots {
         let _ = writeln!(s, "\n![{alt}]({file})");
     }
-    let _ = writeln!(s, "\n| stage | kind | output | PBS | worst-case accumulator | calibrated accumulator |\n|---|---|---|---|---|---|");
+    let _ = writeln!(s, "\n| stage | kind | output | PBS | worst-case accumulator | calibrated accumulator, declared width |\n|---|---|---|---|---|---|");
     let mut pbs = 0;
     for (i, r) in analyze(model).iter().enumerate() {
         let o = r.output;
         let bound = r.bound.map_or(String::new(), |(_, b)| format!("{b} bits"));
-        let cal = r.calibrated.map_or(String::new(), |((lo, hi), b)| format!("[{lo}, {hi}], {b} bits"));
+        let cal = r.calibrated.zip(r.acc_bits).map_or(String::new(), |(((lo, hi), _), (b, c))| {
+            if c == 0 {
+                format!("[{lo}, {hi}], {b} bits")
+            } else {
+                format!("[{lo}, {hi}], {b} bits about {c}")
+            }
+        });
         let _ = writeln!(s, "| {i} | {} | {}×{}×{} | {} | {bound} | {cal} |", r.kind, o.h, o.w, o.c, r.pbs);
         pbs += r.pbs;
     }

@@ -143,6 +143,14 @@ struct LaterSettings6 {
     remeasure_every: usize,
 }
 
+/// The setting added after [`LaterSettings6`], appended after it, and in a partial file the
+/// centres the epoch in progress rounds about ([`TrainerState::centres`]).
+#[derive(Serialize, Deserialize, Default)]
+struct LaterSettings7 {
+    centre_accumulators: bool,
+    centres: Vec<i32>,
+}
+
 /// What a resume needs beyond the weights to go on exactly as the uninterrupted run would have
 /// (the same weights to the bit, on a deterministic backend). Written after [`LaterSettings3`]
 /// since 2026-12-01; older files resume with a fresh optimizer and re-measured rounding widths,
@@ -162,6 +170,9 @@ pub(crate) struct TrainerState {
     /// to at its position (measured at its start, or last re-measured: `remeasure_every`; empty
     /// otherwise).
     pub(crate) acc_bits: Vec<u32>,
+    /// The centres that go with `acc_bits` (empty: 0). Stored in [`LaterSettings7`].
+    #[serde(skip)]
+    pub(crate) centres: Vec<i32>,
     /// In the partial file of an epoch: what it has run on so far. Stored in [`LaterSettings5`]
     /// (this structure's place in the file is followed by [`LaterSettings4`]).
     #[serde(skip)]
@@ -200,7 +211,7 @@ fn write_atomically(path: &Path, bytes: Vec<u8>) -> Result<(), String> {
 }
 
 /// The checkpoint as its file holds it: the checkpoint proper, then the later settings, then the
-/// trainer state, then the settings added after it ([`LaterSettings4`] to [`LaterSettings6`]).
+/// trainer state, then the settings added after it ([`LaterSettings4`] to [`LaterSettings7`]).
 fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     let c = &ck.config;
     let later = LaterSettings { per_channel_weights: c.per_channel_weights, head_epochs: c.head_epochs };
@@ -216,6 +227,8 @@ fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     let ran_on = ck.log.iter().map(|e| e.ran_on.clone()).chain(in_progress).collect();
     bytes.extend(postcard::to_stdvec(&LaterSettings5 { ran_on }).map_err(|e| e.to_string())?);
     bytes.extend(postcard::to_stdvec(&LaterSettings6 { remeasure_every: c.remeasure_every }).map_err(|e| e.to_string())?);
+    let later7 = LaterSettings7 { centre_accumulators: c.centre_accumulators, centres: ck.trainer.centres.clone() };
+    bytes.extend(postcard::to_stdvec(&later7).map_err(|e| e.to_string())?);
     Ok(bytes)
 }
 
@@ -255,8 +268,9 @@ fn parse_checkpoint(bytes: &[u8], path: &Path) -> Result<Checkpoint, String> {
     let (trainer, rest) = then::<TrainerState>(rest).map_err(invalid)?;
     let (later4, rest) = then::<LaterSettings4>(rest).map_err(invalid)?;
     let (later5, rest) = then::<LaterSettings5>(rest).map_err(invalid)?;
-    let (later6, _) = then::<LaterSettings6>(rest).map_err(invalid)?;
-    ck.trainer = trainer;
+    let (later6, rest) = then::<LaterSettings6>(rest).map_err(invalid)?;
+    let (later7, _) = then::<LaterSettings7>(rest).map_err(invalid)?;
+    ck.trainer = TrainerState { centres: later7.centres, ..trainer };
     let mut ran_on = later5.ran_on.into_iter();
     for e in &mut ck.log {
         e.ran_on = ran_on.next().unwrap_or_default();
@@ -269,6 +283,7 @@ fn parse_checkpoint(bytes: &[u8], path: &Path) -> Result<Checkpoint, String> {
     c.limit = later3.limit;
     c.schedule = later4.schedule;
     c.remeasure_every = later6.remeasure_every;
+    c.centre_accumulators = later7.centre_accumulators;
     // Without the lists, the widths read in place stand (uniform).
     for (widths, list) in [(&mut c.weight_bits, later2.weight_bits), (&mut c.act_bits, later2.act_bits)] {
         if !list.is_empty() {
@@ -491,6 +506,7 @@ pub(crate) fn resumable(old: &TrainConfig, new: &TrainConfig, done: usize) -> bo
         qat_lr: 0.0,
         qat_rounding_bits: None,
         remeasure_every: 0,
+        centre_accumulators: false,
         weight_bits: Widths::uniform(0),
         act_bits: Widths::uniform(0),
         per_channel_weights: false,
@@ -544,6 +560,7 @@ mod tests {
             act_bits: "8,6,6,6,6,6,6".parse().unwrap(),
             per_channel_weights: true,
             remeasure_every: 50,
+            centre_accumulators: true,
             ..old.clone()
         };
         assert!(resumable(&old, &old, 4));
@@ -615,6 +632,7 @@ mod tests {
             limit: Some(600),
             schedule: Schedule::OneCycle,
             remeasure_every: 50,
+            centre_accumulators: true,
             ..per_layer
         };
         let trainer = TrainerState {
@@ -622,6 +640,7 @@ mod tests {
             optimizer: vec![1, 2, 3],
             log_scales: vec![-0.5],
             acc_bits: vec![12, 14],
+            centres: vec![0, 64],
             ran_on: "flex, then libtorch".into(),
         };
         let log = vec![epoch(1, "libtorch bf16"), epoch(2, "flex")];
@@ -629,9 +648,17 @@ mod tests {
         save(&run, &partial).unwrap();
         let saved = load(&run).unwrap().unwrap();
         assert_eq!((saved.config, saved.trainer, saved.log), (per_channel.clone(), trainer.clone(), log.clone()));
+        // One written before `--centre-accumulators`: it ends after `--remeasure-every`, and
+        // rounded about zero.
+        let whole = checkpoint_bytes(&partial).unwrap();
+        let whole = &whole[..whole.len() - postcard::to_stdvec(&LaterSettings7 { centre_accumulators: true, centres: vec![0, 64] }).unwrap().len()];
+        std::fs::write(checkpoint_path(&run), whole).unwrap();
+        let per_channel = TrainConfig { centre_accumulators: false, ..per_channel };
+        let trainer = TrainerState { centres: vec![], ..trainer };
+        let uncentred = load(&run).unwrap().unwrap();
+        assert_eq!((&uncentred.config, &uncentred.trainer), (&per_channel, &trainer));
         // One written before `--remeasure-every`: it ends after what the epochs ran on, and
         // measured the widths once per epoch.
-        let whole = checkpoint_bytes(&partial).unwrap();
         let whole = &whole[..whole.len() - postcard::to_stdvec(&LaterSettings6 { remeasure_every: 50 }).unwrap().len()];
         std::fs::write(checkpoint_path(&run), whole).unwrap();
         let per_channel = TrainConfig { remeasure_every: 0, ..per_channel };

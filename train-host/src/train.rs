@@ -16,7 +16,7 @@ use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
-use cifhe_core::analysis::signed_bits;
+use cifhe_core::analysis::{centring, signed_bits};
 use cifhe_core::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -93,6 +93,12 @@ pub struct TrainConfig {
     /// [`crate::run_folder`]); older runs measured once per epoch (0).
     #[serde(skip)]
     pub remeasure_every: usize,
+    /// Each lookup's accumulator declared about the centre of its range
+    /// ([`cifhe_core::analysis::centring`]), in QAT's rounding and in the compiled model: a bit
+    /// finer rounding at one-sided ranges (a pool's sums), for nothing in TFHE. Stored after the
+    /// checkpoint's other additions; older runs did not centre (false).
+    #[serde(skip)]
+    pub centre_accumulators: bool,
     /// Batch normalisation after each convolution during float training (folded before QAT).
     pub batch_norm: bool,
     /// torchvision ImageNet VGG11 weights to start from (`.pth` or `.safetensors`), else random.
@@ -127,6 +133,7 @@ impl TrainConfig {
             per_channel_weights: false,
             qat_rounding_bits: Some(6),
             remeasure_every: 0,
+            centre_accumulators: false,
             batch_norm: false,
             init: None,
             seed: 0,
@@ -165,7 +172,9 @@ impl TrainConfig {
             self.remeasure_every,
             self.seed,
         );
-        for (on, flag) in [(self.batch_norm, "--batch-norm"), (self.per_channel_weights, "--per-channel-weights")] {
+        let flags =
+            [(self.batch_norm, "--batch-norm"), (self.per_channel_weights, "--per-channel-weights"), (self.centre_accumulators, "--centre-accumulators")];
+        for (on, flag) in flags {
             if on {
                 options += &format!(" {flag}");
             }
@@ -233,6 +242,7 @@ impl TrainConfig {
             per_channel_weights: self.per_channel_weights,
             act_bits: self.act_bits.clone(),
             rounding_bits,
+            centre: self.centre_accumulators,
             ..QuantConfig::default()
         }
     }
@@ -275,8 +285,9 @@ pub fn calibration_images(ds: &Dataset) -> &[u8] {
 }
 
 /// The rounding to `bits` bits of the circuit that `compile` will make of `net`: each site's
-/// accumulator width measured as the compiler measures it (unrounded accumulators of the
-/// calibration images), so that the rounding-aware forward drops the bits the circuit drops.
+/// accumulator width (and centre, if centred) measured as the compiler measures it (unrounded
+/// accumulators of the calibration images), so that the rounding-aware forward drops the bits the
+/// circuit drops.
 pub fn circuit_rounding(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig, quant: &Quant, bits: u32) -> Rounding {
     let model = net.valid();
     let device = model.device();
@@ -292,7 +303,9 @@ pub fn circuit_rounding(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig,
             *r = (r.0.min(lo), r.1.max(hi));
         }
     }
-    Rounding { bits, acc_bits: ranges.into_iter().map(|(lo, hi)| signed_bits(lo, hi)).collect() }
+    let width = |(lo, hi)| if cfg.centre_accumulators { centring(lo, hi) } else { (0, signed_bits(lo, hi)) };
+    let (centres, acc_bits) = ranges.into_iter().map(width).unzip();
+    Rounding { bits, acc_bits, centres }
 }
 
 /// Initial scales of the lookup sites: a high percentile of each site's float values on a few batches.
@@ -419,7 +432,8 @@ pub fn train_until(
     let mut optim = AdamConfig::new().init();
     let mut phase_of_optim = None;
     // What a resumed run saved of its optimizer (for its phase) and of its epoch's rounding.
-    let TrainerState { phase: saved_phase, optimizer: saved_optimizer, acc_bits: mut saved_widths, ran_on: mut saved_ran_on, .. } = resumed;
+    let TrainerState { phase: saved_phase, optimizer: saved_optimizer, acc_bits, centres, ran_on: mut saved_ran_on, .. } = resumed;
+    let mut saved_widths = (acc_bits, centres);
     let mut saved_optimizer = (!saved_optimizer.is_empty()).then_some((saved_phase, saved_optimizer));
     while done < total {
         let (phase, epoch, epochs) = cfg.phase_of(done);
@@ -457,7 +471,7 @@ pub fn train_until(
         );
         // The epoch's rounding: measured at its start, or as last measured if it is resumed.
         let mut quant = qat.then(|| match (cfg.qat_rounding_bits, std::mem::take(&mut saved_widths)) {
-            (Some(bits), acc_bits) if !acc_bits.is_empty() => exact.clone().with_rounding(Some(Rounding { bits, acc_bits })),
+            (Some(bits), (acc_bits, centres)) if !acc_bits.is_empty() => exact.clone().with_rounding(Some(Rounding { bits, acc_bits, centres })),
             _ => quant_of(&model),
         });
         let start = Instant::now();
@@ -488,8 +502,8 @@ pub fn train_until(
                 let seconds = at.seconds + start.elapsed().as_secs_f64();
                 let position = EpochPosition { batches: s + 1, loss_sum, correct, seen, seconds, rng: rng.clone() };
                 let scales = if qat { model.scales() } else { scales.clone() };
-                let acc_bits = quant.as_ref().and_then(|q| q.rounding.as_ref()).map_or(Vec::new(), |r| r.acc_bits.clone());
-                let trainer = TrainerState { ran_on: ran_on.clone(), ..trainer_state(&model, Some(&optim), phase, acc_bits)? };
+                let rounding = quant.as_ref().and_then(|q| q.rounding.as_ref());
+                let trainer = TrainerState { ran_on: ran_on.clone(), ..trainer_state(&model, Some(&optim), phase, rounding)? };
                 save_partial(run, &position, &checkpoint(&model, &arch, cfg, done, scales, &log, trainer))?;
                 last_saved = Instant::now();
                 if interrupted {
@@ -534,7 +548,7 @@ pub fn train_until(
         // The optimizer state serves only a resume within its phase: none is kept once the phase
         // has ended (for the VGG11, Adam's two moments are 74 MB, twice the weights).
         let phase_goes_on = done < total && cfg.phase_of(done).0 == phase;
-        let trainer = trainer_state(&model, phase_goes_on.then_some(&optim), phase, Vec::new())?;
+        let trainer = trainer_state(&model, phase_goes_on.then_some(&optim), phase, None)?;
         save(run, &checkpoint(&model, &arch, cfg, done, scales.clone(), &log, trainer))?;
         remove_partial(run)?;
         if done == cfg.float_epochs {
@@ -557,13 +571,14 @@ fn checkpoint(model: &Net, arch: &Arch, cfg: &TrainConfig, done: usize, scales: 
 }
 
 /// What resuming `model` in `phase` needs beyond its weights: `optim`'s state (if the phase goes
-/// on), the scales as learned, and the rounding widths `acc_bits` of an epoch in progress.
-fn trainer_state(model: &Net, optim: Option<&ModuleOptimizer>, phase: &str, acc_bits: Vec<u32>) -> Result<TrainerState, String> {
+/// on), the scales as learned, and the `rounding` (widths and centres) of an epoch in progress.
+fn trainer_state(model: &Net, optim: Option<&ModuleOptimizer>, phase: &str, rounding: Option<&Rounding>) -> Result<TrainerState, String> {
     let (phase, optimizer) = match optim {
         Some(optim) => (phase.into(), optim.into_bytes().map_err(|e| format!("saving the optimizer state: {e}"))?.to_vec()),
         None => (String::new(), Vec::new()),
     };
-    Ok(TrainerState { phase, optimizer, log_scales: model.log_scales(), acc_bits, ran_on: String::new() })
+    let (acc_bits, centres) = rounding.map_or_else(Default::default, |r| (r.acc_bits.clone(), r.centres.clone()));
+    Ok(TrainerState { phase, optimizer, log_scales: model.log_scales(), acc_bits, centres, ran_on: String::new() })
 }
 
 /// One optimisation step on a batch (of the classifier's parameters only if `head_only`): the

@@ -7,10 +7,10 @@
 //! so linear stages need no rescaling.
 //!
 //! Lookup: keeping `R = B − lsbs` bits, a rounded step owns `k = N / 2^R` of the `2N` slots the
-//! modulus switch reads. A plaintext offset of `(2^(lsbs−1) + 1/2) · Δ` places every rounding point
-//! half-way between two integer accumulators, so the box the bootstrap reads is the round-half-up
-//! of the accumulator (off by one near a rounding point when the noise says so: approximate
-//! rounding, the simulator's model). The `2^R + 1` rounded values `[−2^(R−1), 2^(R−1)]` fit the `2N`
+//! modulus switch reads. A plaintext offset of `(2^(lsbs−1) + 1/2 − centre) · Δ` places every
+//! rounding point half-way between two integer accumulators, so the box the bootstrap reads is the
+//! round-half-up of the accumulator less the lookup's centre (off by one near a rounding point when
+//! the noise says so: approximate rounding, the simulator's model). The `2^R + 1` rounded values `[−2^(R−1), 2^(R−1)]` fit the `2N`
 //! negacyclic slots because the table stores `f(r) − c` with `c = (f(lo) + f(hi)) / 2`: then the
 //! top box and the negated bottom box hold the same coefficients, and `c · Δ'` is added back after
 //! the bootstrap. Beyond either end (an accumulator outside its width, or noise at an end) the
@@ -174,7 +174,7 @@ impl Plan {
         for (i, (stage, info)) in stages.iter().zip(model.info()).enumerate() {
             match stage {
                 Stage::Lookup(l) => {
-                    let rounding = StageRounding::new(l.acc_bits, rounding_bits);
+                    let rounding = StageRounding::of(l, rounding_bits);
                     let bits = rounding.acc_bits - rounding.lsbs;
                     if bits > log_n {
                         return Err(PlanError::TooPrecise { stage: i, bits, params });
@@ -258,10 +258,11 @@ impl Plan {
 }
 
 impl LookupPlan {
-    /// The plaintext added to an accumulator before its key switch (see the module docs).
+    /// The plaintext added to an accumulator before its key switch (see the module docs), less
+    /// the stage's centre: the bootstrap reads `acc − centre`.
     pub fn input_offset(&self) -> u64 {
         let half = (1u64 << self.rounding.lsbs) >> 1;
-        (2 * half + 1) * (self.delta_in / 2)
+        ((2 * half + 1) * (self.delta_in / 2)).wrapping_sub((self.rounding.centre as i64 as u64).wrapping_mul(self.delta_in))
     }
 
     /// The table of channel `ch` (of `channels`) for a polynomial of `n` coefficients, and the

@@ -145,7 +145,7 @@ pub fn evaluate(model: &crate::Model<'_>, image: &[u8], rounding_bits: Option<u8
         let mut out = vec![0i32; info.output.len()];
         shape = match stage {
             Stage::Lookup(l) => {
-                let rnd = StageRounding::new(l.acc_bits, rounding_bits);
+                let rnd = StageRounding::of(l, rounding_bits);
                 for (i, o) in out.iter_mut().enumerate() {
                     *o = rnd.lookup(l, rnd.round(x[i]), i % shape.c, shape.c) as i32;
                 }

@@ -1,4 +1,5 @@
-//! Random small models for the tests: every stage kind, signed and unsigned codes, odd shapes.
+//! Random small models for the tests: every stage kind, signed and unsigned codes, odd shapes,
+//! lookups declared about zero and about a centre.
 use cifhe_core::analysis::signed_bits;
 use cifhe_core::builder::ModelBuilder;
 use cifhe_core::model::Shape;
@@ -31,6 +32,10 @@ pub fn random_model(seed: u64, input: Shape, classes: usize) -> Vec<u8> {
     b.lookup(signed_bits(-bound as i64, bound as i64) as u8, 0, 15, &thresholds(&mut rng, c1, 15, bound / 3), (-bound, bound));
     b.sum_pool(2, 1);
     b.lookup(8, -8, 7, &thresholds(&mut rng, c1, 15, 60), (0, 60));
+    if seed % 2 == 1 {
+        // The pool's sums, [0, 60], declared 6 bits wide about their centre.
+        b.centre(b.len() - 1, 32, 6);
+    }
     let c2 = uniform(&mut rng, 1, 40) as usize;
     let w: Vec<i8> = (0..c2 * c1 * 9).map(|_| uniform(&mut rng, -15, 15) as i8).collect();
     b.conv(&w, c2, c1, 3, 3, 2, 1);
