@@ -127,6 +127,13 @@ fn init_compiles_a_small_network_that_inspect_and_eval_accept() {
     assert!(ok, "{err}");
     let (ok, text, err) = train_host(&["inspect", "--model", out.to_str().unwrap()]);
     assert!(ok && text.contains("lookup") && text.contains("10 classes"), "{text}{err}");
+    assert!(!text.contains(" about "), "compiled about zero by default: {text}");
+    // Re-declared about their centres, the pools' one-sided lookups need a bit less.
+    let centred = dir.join("centred.cifhe");
+    let (ok, text, err) = train_host(&["centre", "--model", out.to_str().unwrap(), "--out", centred.to_str().unwrap()]);
+    assert!(ok && text.contains(" about ") && text.contains("Accumulators centred by `train-host centre`."), "{text}{err}");
+    let (ok, _, err) = train_host(&["centre", "--model", dir.join("missing.cifhe").to_str().unwrap(), "--out", centred.to_str().unwrap()]);
+    assert!(!ok && err.contains("missing.cifhe"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
