@@ -40,6 +40,9 @@ pub fn signed_bits(lo: i64, hi: i64) -> u32 {
 ///
 /// The grid makes the centre insensitive to a stray extreme value, so the trainer (which measures
 /// the same range through its fake-quantized network) and the compiler choose the same centre.
+/// It also makes the centre a multiple of the rounding step whenever `R ≥ 4`: the rounding points
+/// are then those of a rounding about zero one bit finer, and the centre only moves the window of
+/// values the width holds.
 pub fn centring(lo: i64, hi: i64) -> (i32, u32) {
     let plain = signed_bits(lo.min(hi), hi.max(lo));
     for bits in 1..plain {
