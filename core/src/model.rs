@@ -133,7 +133,7 @@ pub struct Linear<'a> {
 /// Every lookup of a quantized network (rescale, bias, ReLU, 1/k², requantize) is a non-decreasing
 /// step function of the accumulator, so it is stored exactly by the accumulator values where the
 /// output code steps up. That keeps it exact for *any* rounding chosen at run time: after rounding
-/// away `lsbs` bits the table a PBS needs is `T[r] = f(r << lsbs)`.
+/// away `lsbs` bits the table a PBS needs is `T[r] = f((r << lsbs) + centre)`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Lookup<'a> {
     /// Declared signed width of the accumulator about its centre: values lie in

@@ -2,7 +2,7 @@
 //!
 //! A lookup stage declares a centre `c` and a width `B` ([`crate::model::Lookup::centre`],
 //! [`crate::model::Lookup::acc_bits`]): its accumulator lies in `c + [−2^(B−1), 2^(B−1))`, so an
-//! accumulator observed in `[0, 124]` needs 7 bits about `c = 62` where it would need 8 about zero.
+//! accumulator observed in `[0, 124]` needs 7 bits about `c = 64` where it would need 8 about zero.
 //! Keeping `R` bits drops `lsbs = B − R` low bits of `x = acc − c`: `r = (x + 2^(lsbs−1)) >> lsbs`
 //! (round half up, as the reference), so `r` ranges over `[−2^(R−1), 2^(R−1)]` and a PBS needs a
 //! table of `2^R + 1` entries `T[r] = f(r · 2^lsbs + c)`. Since `f` is stored as thresholds,

@@ -10,12 +10,12 @@
 //! modulus switch reads. A plaintext offset of `(2^(lsbs−1) + 1/2 − centre) · Δ` places every
 //! rounding point half-way between two integer accumulators, so the box the bootstrap reads is the
 //! round-half-up of the accumulator less the lookup's centre (off by one near a rounding point when
-//! the noise says so: approximate rounding, the simulator's model). The `2^R + 1` rounded values `[−2^(R−1), 2^(R−1)]` fit the `2N`
-//! negacyclic slots because the table stores `f(r) − c` with `c = (f(lo) + f(hi)) / 2`: then the
-//! top box and the negated bottom box hold the same coefficients, and `c · Δ'` is added back after
-//! the bootstrap. Beyond either end (an accumulator outside its width, or noise at an end) the
-//! bootstrap reads the mirror `f(lo) + f(hi) − f(r ∓ 2^R)`, which the slots above `hi` hold
-//! ([`StageRounding::lookup`], so the simulator reads it too).
+//! the noise says so: approximate rounding, the simulator's model). The `2^R + 1` rounded values
+//! `[−2^(R−1), 2^(R−1)]` fit the `2N` negacyclic slots because the table stores `f(r) − c` with
+//! `c = (f(lo) + f(hi)) / 2`: then the top box and the negated bottom box hold the same coefficients,
+//! and `c · Δ'` is added back after the bootstrap. Beyond either end (an accumulator outside its
+//! width, or noise at an end) the bootstrap reads the mirror `f(lo) + f(hi) − f(r ∓ 2^R)`, which
+//! the slots above `hi` hold ([`StageRounding::lookup`], so the simulator reads it too).
 use super::params::{Bootstrap, ParamSet};
 use crate::analysis;
 use crate::kernels::reference::Taps;
