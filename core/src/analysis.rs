@@ -60,6 +60,16 @@ pub fn centring(lo: i64, hi: i64) -> (i32, u32) {
     (0, plain)
 }
 
+/// The centre and width a lookup observed in `[lo, hi]` is declared with: [`centring`]'s if
+/// `centred`, else the plain width about zero. The one choice the compiler and the trainer share.
+pub fn declared_width(lo: i64, hi: i64, centred: bool) -> (i32, u32) {
+    if centred {
+        centring(lo, hi)
+    } else {
+        (0, signed_bits(lo, hi))
+    }
+}
+
 fn dot_bound(w: &[i8], codes: CodeRange, o16: usize, out_c: usize) -> (i64, i64) {
     // Padding reads code 0, so the range of one operand includes 0.
     let (lo, hi) = (codes.lo.min(0) as i64, codes.hi.max(0) as i64);
@@ -127,30 +137,7 @@ pub fn totals(model: &Model<'_>) -> (u64, u64) {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn centring_saves_the_bit_a_one_sided_range_wastes() {
-        use super::{centring, signed_bits};
-        assert_eq!(centring(0, 124), (64, 7));
-        assert_eq!(centring(-35675, 27407), (-4096, 16));
-        assert_eq!(centring(-10036, 8225), (0, 15), "nearly symmetric: nothing to save");
-        assert_eq!(centring(0, 930), (448, 10));
-        assert_eq!(centring(5, 5), (5, 1));
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let lo = (state % 200_001) as i64 - 100_000;
-            let hi = lo + ((state >> 20) % (1 << ((state >> 40) % 18))) as i64;
-            let (c, bits) = centring(lo, hi);
-            assert!(bits <= signed_bits(lo, hi), "[{lo}, {hi}]");
-            assert_eq!(signed_bits(lo - c as i64, hi - c as i64).max(bits), bits, "[{lo}, {hi}] about {c}");
-            assert!(1i64 << bits > hi - lo, "no width narrower than the span");
-            assert!(c == 0 || bits < signed_bits(lo, hi), "centred only where it saves a bit");
-        }
-    }
-
-    use super::signed_bits;
+    use super::{centring, signed_bits};
 
     #[test]
     fn signed_widths() {
@@ -160,5 +147,25 @@ mod tests {
         assert_eq!(signed_bits(-128, 127), 8);
         assert_eq!(signed_bits(-129, 0), 9);
         assert_eq!(signed_bits(0, 128), 9);
+    }
+
+    #[test]
+    fn centring_saves_the_bit_a_one_sided_range_wastes() {
+        assert_eq!(centring(0, 124), (64, 7));
+        assert_eq!(centring(-35675, 27407), (-4096, 16));
+        assert_eq!(centring(-10036, 8225), (0, 15), "nearly symmetric: nothing to save");
+        assert_eq!(centring(0, 930), (448, 10));
+        assert_eq!(centring(5, 5), (5, 1));
+        let mut rng = crate::rng::Rng::new(5, 0);
+        for _ in 0..20_000 {
+            let state = rng.next_u64();
+            let lo = (state % 200_001) as i64 - 100_000;
+            let hi = lo + ((state >> 20) % (1 << ((state >> 40) % 18))) as i64;
+            let (c, bits) = centring(lo, hi);
+            assert!(bits <= signed_bits(lo, hi), "[{lo}, {hi}]");
+            assert_eq!(signed_bits(lo - c as i64, hi - c as i64).max(bits), bits, "[{lo}, {hi}] about {c}");
+            assert!(1i64 << bits > hi - lo, "no width narrower than the span");
+            assert!(c == 0 || bits < signed_bits(lo, hi), "centred only where it saves a bit");
+        }
     }
 }

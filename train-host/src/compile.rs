@@ -6,7 +6,7 @@
 //! lookup is fitted to the accumulators the integer circuit really produces.
 use crate::arch::{shapes, FloatNet, Layer};
 use crate::widths::{act_codes, weight_qmax, Widths};
-use cifhe_core::analysis::signed_bits;
+use cifhe_core::analysis::declared_width;
 use cifhe_core::builder::ModelBuilder;
 use cifhe_core::model::{round_up, Shape};
 use cifhe_core::{Model, NoiseModel, RunConfig, Simulator};
@@ -27,7 +27,7 @@ pub struct QuantConfig {
     /// Rounding the model asks for by default.
     pub rounding_bits: Option<u8>,
     /// Each lookup's accumulator declared about the centre of its calibrated range
-    /// ([`cifhe_core::ModelFile::with_centred_lookups`]), else about zero.
+    /// ([`cifhe_core::analysis::centring`]), else about zero.
     pub centre: bool,
 }
 
@@ -232,17 +232,15 @@ pub fn compile(
             }
         };
         let t: Vec<Vec<i32>> = (0..p.bias.len()).map(|c| thresholds(&affine, c, s_out, lo, hi)).collect();
-        let bits = signed_bits(obs.min as i64, obs.max as i64) as u8;
-        b.set_lookup(p.stage, bits, lo as i8, hi as i8, &t, (obs.min, obs.max));
+        let (centre, bits) = declared_width(obs.min as i64, obs.max as i64, cfg.centre);
+        b.set_lookup(p.stage, bits as u8, lo as i8, hi as i8, &t, (obs.min, obs.max));
+        b.centre(p.stage, centre, bits as u8);
         s_x = s_out;
     }
     b.output(&s_w_final.iter().map(|s| (s_x * s) as f32).collect::<Vec<_>>(), &bias_final);
     let bytes = b.to_bytes();
-    let centred = {
-        let model = Model::from_bytes(&bytes).map_err(|e| format!("compiled model is invalid: {e}"))?;
-        cfg.centre.then(|| model.file().clone().with_centred_lookups().to_bytes())
-    };
-    Ok(centred.unwrap_or(bytes))
+    Model::from_bytes(&bytes).map_err(|e| format!("compiled model is invalid: {e}"))?;
+    Ok(bytes)
 }
 
 /// Runs the circuit built so far on the calibration images up to linear stage `stage` and

@@ -16,7 +16,7 @@ use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
-use cifhe_core::analysis::{centring, signed_bits};
+use cifhe_core::analysis::declared_width;
 use cifhe_core::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -303,8 +303,7 @@ pub fn circuit_rounding(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig,
             *r = (r.0.min(lo), r.1.max(hi));
         }
     }
-    let width = |(lo, hi)| if cfg.centre_accumulators { centring(lo, hi) } else { (0, signed_bits(lo, hi)) };
-    let (centres, acc_bits) = ranges.into_iter().map(width).unzip();
+    let (centres, acc_bits) = ranges.into_iter().map(|(lo, hi)| declared_width(lo, hi, cfg.centre_accumulators)).unzip();
     Rounding { bits, acc_bits, centres }
 }
 
