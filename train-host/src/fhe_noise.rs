@@ -185,7 +185,7 @@ pub fn markdown(report: &NoiseReport, model: &Model<'_>, cfg: &NoiseConfig, comm
             s.stage,
             s.stage.checked_sub(1).map_or("input", |i| report.stage_names[i].as_str()),
             s.lookups,
-            report.keys[s.stage].map_or("–", |b| if b == Bootstrap::Fine { "fine" } else { "standard" }),
+            report.keys[s.stage].map_or("–", Bootstrap::name),
             s.plan_sigma,
             s.model_sigma(),
             s.measured_sigma(),

@@ -1,7 +1,12 @@
 //! `inspect`: a compiled model's stages, with their shapes, multiply-accumulates, lookups and
-//! accumulator widths (worst case, declared with their centres, and calibrated).
+//! accumulator widths (worst case, declared with their centres, and calibrated), and what each
+//! stage does to the noise under real TFHE: why a lookup needs the fine bootstrapping key is
+//! read off the linear stage after it.
 use crate::report::rounding_words;
 use cifhe_core::analysis::analyze;
+use cifhe_core::fhe::plan::{StagePlan, DEFAULT_P_ERROR_TARGET};
+use cifhe_core::fhe::Plan;
+use cifhe_core::kernels::reference::Taps;
 use cifhe_core::Model;
 use std::fmt::Write;
 
@@ -11,19 +16,89 @@ pub fn text(m: &Model<'_>, size: usize) -> String {
     let f = m.file();
     let _ = writeln!(s, "model {} ({} bytes), {} classes, {} by default", f.name, size, m.classes(), rounding_words(f.rounding_bits));
     let _ = writeln!(s, "{}\n", f.description);
-    let _ =
-        writeln!(s, "{:>3} {:<9} {:>14} {:>14} {:>10} {:>26} {:>16} {:>22}", "#", "stage", "output", "MACs", "PBS", "worst-case acc", "acc bits", "calibrated");
+    let plan = Plan::cheapest(m, m.rounding_bits(), DEFAULT_P_ERROR_TARGET);
+    let set = plan.as_ref().map_or("TFHE".to_string(), |p| format!("TFHE {}", p.params.name()));
+    let _ = writeln!(
+        s,
+        "{:>3} {:<9} {:>14} {:>14} {:>10} {:>26} {:>16} {:>22} {:>8} {:>16}",
+        "#", "stage", "output", "MACs", "PBS", "worst-case acc", "acc bits", "calibrated", "noise ×", set
+    );
     let (mut macs, mut pbs) = (0, 0);
-    for (i, r) in analyze(m).iter().enumerate() {
+    let mut input = m.input_shape();
+    for (i, (r, stage)) in analyze(m).iter().zip(m.stages()).enumerate() {
         let o = r.output;
         let bound = r.bound.map_or(String::new(), |((lo, hi), b)| format!("[{lo}, {hi}] {b} bits"));
         let acc = r.acc_bits.map_or(String::new(), |(b, c)| if c == 0 { b.to_string() } else { format!("{b} about {c}") });
         let cal = r.calibrated.map_or(String::new(), |((lo, hi), b)| format!("[{lo}, {hi}] {b} bits"));
-        let _ = writeln!(s, "{i:>3} {:<9} {:>14} {:>14} {:>10} {bound:>26} {acc:>16} {cal:>22}", r.kind, format!("{}x{}x{}", o.h, o.w, o.c), r.macs, r.pbs);
+        let growth = Taps::of_stage(stage, input).map_or(String::new(), |t| format!("{:.1}", t.max_weight_norm()));
+        let tfhe = match plan.as_ref().map(|p| &p.stages[i]) {
+            Ok(StagePlan::Lookup(l)) => {
+                format!("{}, p {:.1e}", l.bootstrap.name(), cifhe_core::NoiseModel::from_sigma(l.sigma_steps).p_error())
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "{i:>3} {:<9} {:>14} {:>14} {:>10} {bound:>26} {acc:>16} {cal:>22} {growth:>8} {tfhe:>16}",
+            r.kind,
+            format!("{}x{}x{}", o.h, o.w, o.c),
+            r.macs,
+            r.pbs
+        );
         macs += r.macs;
         pbs += r.pbs;
+        input = o;
     }
     let _ =
         writeln!(s, "\ntotal: {:.3} G multiply-accumulates, {pbs} lookups (PBS) per image; scratch {} KiB", macs as f64 / 1e9, m.scratch_words() * 8 / 1024);
+    match plan {
+        Ok(p) => {
+            let _ = writeln!(
+                s,
+                "under real TFHE: {}, the cheapest set with every lookup's error probability p at most {DEFAULT_P_ERROR_TARGET}; \
+                 noise ×: a linear stage's largest weight 2-norm, the factor by which it multiplies the previous lookup's \
+                 output noise (a large one makes that lookup take the fine key)",
+                p.params
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(s, "under real TFHE: {e}");
+        }
+    }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cifhe_core::fhe::Bootstrap;
+
+    /// The table names the set and, per lookup, the key and error probability the plan has (the
+    /// demo model takes the standard key only, the small CNN the fine one at some lookups); per
+    /// linear stage, the noise factor the plan multiplies by.
+    #[test]
+    fn the_table_shows_each_lookups_key_and_each_linear_stages_noise_factor() {
+        for file in [crate::paths::demo_model(), crate::paths::workspace().join("models/small-w2-cifar10.cifhe")] {
+            shows_the_plan_of(&std::fs::read(file).unwrap());
+        }
+    }
+
+    fn shows_the_plan_of(bytes: &[u8]) {
+        let m = Model::from_bytes(bytes).unwrap();
+        let plan = Plan::cheapest(&m, m.rounding_bits(), DEFAULT_P_ERROR_TARGET).unwrap();
+        let t = text(&m, bytes.len());
+        assert!(t.contains(&format!("TFHE {}", plan.params.name())) && t.contains(&format!("under real TFHE: {}", plan.params)), "{t}");
+        let row_of = |kind: &str| t.lines().filter(move |l| l.split_whitespace().nth(1) == Some(kind)).collect::<Vec<_>>();
+        let rows = row_of("lookup");
+        let lookups: Vec<_> = plan.stages.iter().filter_map(|s| if let StagePlan::Lookup(l) = s { Some(l) } else { None }).collect();
+        assert_eq!(rows.len(), lookups.len());
+        for (row, l) in rows.iter().zip(lookups) {
+            let key = if l.bootstrap == Bootstrap::Fine { "fine" } else { "standard" };
+            assert!(row.ends_with(&format!("{key}, p {:.1e}", cifhe_core::NoiseModel::from_sigma(l.sigma_steps).p_error())), "{row}");
+        }
+        let kernels = m.stages().iter().filter_map(|s| if let cifhe_core::Stage::SumPool(p) = s { Some(p.kernel) } else { None });
+        for (row, k) in row_of("sum-pool").into_iter().zip(kernels) {
+            assert!(row.trim_end().ends_with(&format!(" {k}.0")), "a k×k sum multiplies independent noises by k: {row}");
+        }
+    }
 }

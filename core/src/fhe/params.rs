@@ -201,6 +201,16 @@ pub enum Bootstrap {
     Fine,
 }
 
+impl Bootstrap {
+    /// The key's name in tables: `standard` or `fine`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bootstrap::Standard => "standard",
+            Bootstrap::Fine => "fine",
+        }
+    }
+}
+
 /// The TUniform distribution of a tfhe-rs set; every `V1_8 … TUNIFORM` set uses TUniform only.
 fn tuniform(d: DynamicDistribution<u64>) -> TUniform<u64> {
     match d {
