@@ -174,5 +174,6 @@ fn train_report(m: &Model<'_>, t: &run_folder::Trained, cfg: &train::TrainConfig
     let _ = writeln!(s, "  circuit = QAT argmax, no rounding: {}", agreement(&circuit.exact.predictions, &qat_pred));
     let _ = writeln!(s, "  circuit = QAT argmax, {}: {}", rounding_words(bits), agreement(&circuit.rounded.predictions, &qat_rounded_pred));
     let _ = writeln!(s, "  training: {:.2} hours wall-clock", t.seconds / 3600.0);
+    let _ = writeln!(s, "  {}", crate::inspect::tfhe_summary(m));
     Ok(s)
 }

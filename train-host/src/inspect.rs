@@ -5,7 +5,7 @@
 use crate::report::rounding_words;
 use cifhe_core::analysis::analyze;
 use cifhe_core::fhe::plan::{StagePlan, DEFAULT_P_ERROR_TARGET};
-use cifhe_core::fhe::Plan;
+use cifhe_core::fhe::{Bootstrap, Plan};
 use cifhe_core::kernels::reference::Taps;
 use cifhe_core::Model;
 use std::fmt::Write;
@@ -68,10 +68,23 @@ pub fn text(m: &Model<'_>, size: usize) -> String {
     s
 }
 
+/// One line on how `m` runs under real TFHE: the cheapest set meeting the default error target and
+/// its bootstraps per image, standard and fine (printed after training, so that a run whose
+/// weights need the fine key says so at once).
+pub fn tfhe_summary(m: &Model<'_>) -> String {
+    match Plan::cheapest(m, m.rounding_bits(), DEFAULT_P_ERROR_TARGET) {
+        Ok(p) => {
+            let fine = p.bootstraps_of(m, Bootstrap::Fine);
+            let hint = if fine > 0 { " (the fine key triples the server key; `inspect` shows which linear stage needs it)" } else { "" };
+            format!("under real TFHE: {}, {} standard + {fine} fine bootstraps per image{hint}", p.params, p.bootstraps_of(m, Bootstrap::Standard))
+        }
+        Err(e) => format!("under real TFHE: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cifhe_core::fhe::Bootstrap;
 
     /// The table names the set and, per lookup, the key and error probability the plan has (the
     /// demo model takes the standard key only, the small CNN the fine one at some lookups); per
@@ -80,6 +93,19 @@ mod tests {
     fn the_table_shows_each_lookups_key_and_each_linear_stages_noise_factor() {
         for file in [crate::paths::demo_model(), crate::paths::workspace().join("models/small-w2-cifar10.cifhe")] {
             shows_the_plan_of(&std::fs::read(file).unwrap());
+        }
+    }
+
+    /// The summary's counts are the model's lookups, split by key; the hint comes with a fine key.
+    #[test]
+    fn the_summary_splits_the_lookups_by_key() {
+        for (file, fine) in [(crate::paths::demo_model(), false), (crate::paths::workspace().join("models/small-w2-cifar10.cifhe"), true)] {
+            let bytes = std::fs::read(file).unwrap();
+            let m = Model::from_bytes(&bytes).unwrap();
+            let line = tfhe_summary(&m);
+            let counts: Vec<u64> = line.split(", ").nth(3).unwrap().split(' ').filter_map(|w| w.parse().ok()).collect();
+            assert_eq!(counts.iter().sum::<u64>(), analyze(&m).iter().map(|r| r.pbs).sum::<u64>(), "{line}");
+            assert_eq!((counts[1] > 0, line.contains("triples the server key")), (fine, fine), "{line}");
         }
     }
 

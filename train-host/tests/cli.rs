@@ -243,6 +243,7 @@ fn compile_recompiles_a_finished_run_and_refuses_an_unfinished_one() {
     let (ok, out, err) = train("1", true);
     assert!(ok, "{err}");
     assert!(out.contains("circuit = QAT argmax, 6-bit rounding: 100.00%"), "{out}");
+    assert!(out.contains("under real TFHE: "), "the report says how the model runs in TFHE: {out}");
     let model = dir.join("m5.cifhe");
     let (ok, out, err) =
         train_host(&[&["compile", "--run-dir", run, "--data", data, "--rounding-bits", "5", "--out", model.to_str().unwrap()][..], &small].concat());
