@@ -5,10 +5,16 @@
 use crate::report::rounding_words;
 use cifhe_core::analysis::analyze;
 use cifhe_core::fhe::plan::{StagePlan, DEFAULT_P_ERROR_TARGET};
-use cifhe_core::fhe::{Bootstrap, Plan};
+use cifhe_core::fhe::{Bootstrap, Plan, PlanError};
 use cifhe_core::kernels::reference::Taps;
 use cifhe_core::Model;
 use std::fmt::Write;
+
+/// The plan `inspect` and `train`'s report describe: the cheapest set at the model's own rounding
+/// and the default error target (what `fhe` chooses without `--params`, and `bench-fhe` reports).
+fn default_plan(m: &Model<'_>) -> Result<Plan, PlanError> {
+    Plan::cheapest(m, m.rounding_bits(), DEFAULT_P_ERROR_TARGET)
+}
 
 /// The table `inspect` prints for `m`, whose file has `size` bytes.
 pub fn text(m: &Model<'_>, size: usize) -> String {
@@ -16,7 +22,7 @@ pub fn text(m: &Model<'_>, size: usize) -> String {
     let f = m.file();
     let _ = writeln!(s, "model {} ({} bytes), {} classes, {} by default", f.name, size, m.classes(), rounding_words(f.rounding_bits));
     let _ = writeln!(s, "{}\n", f.description);
-    let plan = Plan::cheapest(m, m.rounding_bits(), DEFAULT_P_ERROR_TARGET);
+    let plan = default_plan(m);
     let set = plan.as_ref().map_or("TFHE".to_string(), |p| format!("TFHE {}", p.params.name()));
     let _ = writeln!(
         s,
@@ -72,7 +78,7 @@ pub fn text(m: &Model<'_>, size: usize) -> String {
 /// its bootstraps per image, standard and fine (printed after training, so that a run whose
 /// weights need the fine key says so at once).
 pub fn tfhe_summary(m: &Model<'_>) -> String {
-    match Plan::cheapest(m, m.rounding_bits(), DEFAULT_P_ERROR_TARGET) {
+    match default_plan(m) {
         Ok(p) => {
             let fine = p.bootstraps_of(m, Bootstrap::Fine);
             let hint = if fine > 0 { " (the fine key triples the server key; `inspect` shows which linear stage needs it)" } else { "" };
@@ -111,7 +117,7 @@ mod tests {
 
     fn shows_the_plan_of(bytes: &[u8]) {
         let m = Model::from_bytes(bytes).unwrap();
-        let plan = Plan::cheapest(&m, m.rounding_bits(), DEFAULT_P_ERROR_TARGET).unwrap();
+        let plan = default_plan(&m).unwrap();
         let t = text(&m, bytes.len());
         assert!(t.contains(&format!("TFHE {}", plan.params.name())) && t.contains(&format!("under real TFHE: {}", plan.params)), "{t}");
         let row_of = |kind: &str| t.lines().filter(move |l| l.split_whitespace().nth(1) == Some(kind)).collect::<Vec<_>>();
