@@ -58,6 +58,17 @@ impl Backend {
         }
     }
 
+    /// The CPU threads this backend trains on, for CPU-hour figures; `None` on a GPU. LibTorch
+    /// keeps its own pool (its intra-op threads: the physical cores, or `OMP_NUM_THREADS`), which
+    /// can differ from rayon's (the logical cores, or `RAYON_NUM_THREADS`) that flex uses.
+    pub fn cpu_threads(self) -> Option<usize> {
+        match self {
+            Backend::Flex => Some(rayon::current_num_threads()),
+            Backend::Libtorch => Some(libtorch_threads()),
+            Backend::LibtorchCuda | Backend::Wgpu => None,
+        }
+    }
+
     /// A name for reports.
     pub fn describe(self) -> &'static str {
         match self {
@@ -73,6 +84,16 @@ impl Backend {
 #[allow(deprecated)] // burn-tch is deprecated upstream; see the module doc for why it is used.
 fn libtorch(cuda: bool) -> Result<Device, String> {
     Ok(if cuda { Device::libtorch_cuda(0) } else { Device::libtorch() })
+}
+
+#[cfg(feature = "libtorch")]
+fn libtorch_threads() -> usize {
+    tch::get_num_threads().max(1) as usize
+}
+
+#[cfg(not(feature = "libtorch"))]
+fn libtorch_threads() -> usize {
+    rayon::current_num_threads()
 }
 
 #[cfg(not(feature = "libtorch"))]

@@ -26,10 +26,9 @@ pub fn finished(
 ) -> Result<(), String> {
     let ds_name = train_set.kind.arg();
     let name = format!("{}-{ds_name}", cfg.arch);
-    let threads = rayon::current_num_threads();
     let desc = format!(
         "{} (width {}) trained on {} {ds_name} training images: {} float + {} QAT epochs, {} weights (one scale per {}), {} activations, \
-         {:.2} CPU-hours on {threads} threads ({}); by `train-host train {} --rounding-bits {}`.",
+         {} ({}); by `train-host train {} --rounding-bits {}`.",
         cfg.arch,
         cfg.width,
         train_set.len(),
@@ -38,7 +37,7 @@ pub fn finished(
         cfg.weight_bits.describe(),
         scale_granularity(cfg.per_channel_weights),
         cfg.act_bits.describe(),
-        t.seconds * threads as f64 / 3600.0,
+        compute_hours(t.seconds, cfg.backend.cpu_threads()),
         run_folder::ran_on_words(&t.log),
         cfg.options(),
         rounding_bits.map_or("none".into(), |b| b.to_string()),
@@ -55,6 +54,15 @@ pub fn finished(
     print!("{}", train_report(&m, t, cfg, test, device)?);
     println!("wrote {}", out.unwrap_or(&path).display());
     Ok(())
+}
+
+/// What a run of `seconds` cost: CPU-hours (wall-clock hours × the threads it trained on), or
+/// hours on a GPU backend.
+fn compute_hours(seconds: f64, cpu_threads: Option<usize>) -> String {
+    match cpu_threads {
+        Some(n) => format!("{:.2} CPU-hours on {n} thread{}", seconds * n as f64 / 3600.0, if n == 1 { "" } else { "s" }),
+        None => format!("{:.2} hours on the GPU", seconds / 3600.0),
+    }
 }
 
 /// Compiles `net`, the latest weights of the run in `run_dir` (trained as `log` says), without
@@ -176,4 +184,16 @@ fn train_report(m: &Model<'_>, t: &run_folder::Trained, cfg: &train::TrainConfig
     let _ = writeln!(s, "  training: {:.2} hours wall-clock", t.seconds / 3600.0);
     let _ = writeln!(s, "  {}", crate::inspect::tfhe_summary(m));
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compute_hours;
+
+    #[test]
+    fn cpu_hours_count_the_threads_and_gpu_hours_do_not() {
+        assert_eq!(compute_hours(5400.0, Some(2)), "3.00 CPU-hours on 2 threads");
+        assert_eq!(compute_hours(5400.0, Some(1)), "1.50 CPU-hours on 1 thread");
+        assert_eq!(compute_hours(5400.0, None), "1.50 hours on the GPU");
+    }
 }
