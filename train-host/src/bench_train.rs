@@ -31,7 +31,8 @@ pub fn measure(cfg: &TrainConfig, ds: &Dataset, steps: usize, backends: &[Backen
             let cfg = TrainConfig { bf16: half, backend: b, ..cfg.clone() };
             let images_per_second = images_per_second(&cfg, ds, steps)?;
             let precision = if half { ", bf16 convolutions" } else { "" };
-            v.push(Speed { framework: format!("cifhe ({}{precision})", b.describe()), images_per_second });
+            let threads = b.cpu_threads().map_or_else(|| "on the GPU".to_string(), |t| format!("{t} threads"));
+            v.push(Speed { framework: format!("cifhe ({}{precision}, {threads})", b.describe()), images_per_second });
         }
     }
     if let Some(python) = python {
@@ -42,7 +43,8 @@ pub fn measure(cfg: &TrainConfig, ds: &Dataset, steps: usize, backends: &[Backen
 }
 
 /// PyTorch's speed in float32, or with its forward under bfloat16 autocast (`bf16`): what
-/// reduced precision would buy on this CPU.
+/// reduced precision would buy on this CPU. It runs on rayon's thread count (the logical cores,
+/// or `RAYON_NUM_THREADS`), which its row names, as each burn row names its backend's pool.
 fn torch(cfg: &TrainConfig, steps: usize, python: &Path, bf16: bool) -> Result<Speed, String> {
     let arch = Arch::by_name(&cfg.arch, cfg.classes, cfg.width)?;
     let layers = serde_json::to_string(&arch.layers).map_err(|e| e.to_string())?;
@@ -74,14 +76,13 @@ pub fn markdown(cfg: &TrainConfig, steps: usize, speeds: &[Speed], command: &str
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Float training of `{}` at width {} (batch {}, Adam, {} timed steps after a warm-up step{}) on {} ({} threads), by `{command}`.\n",
+        "Float training of `{}` at width {} (batch {}, Adam, {} timed steps after a warm-up step{}) on {}, by `{command}`; each row names the threads it ran on.\n",
         cfg.arch,
         cfg.width,
         cfg.batch,
         steps,
         if cfg.batch_norm { ", batch norm" } else { "" },
         crate::bench::cpu_name(),
-        rayon::current_num_threads()
     );
     let _ = writeln!(s, "| framework | training images/s | relative to the first row |\n|---|---|---|");
     for sp in speeds {
