@@ -69,6 +69,12 @@ impl Backend {
         }
     }
 
+    /// Where this backend trains, for reports: "on N threads" (its [`cpu_threads`](Self::cpu_threads))
+    /// or "on the GPU".
+    pub fn runs_on(self) -> String {
+        runs_on(self.cpu_threads())
+    }
+
     /// A name for reports.
     pub fn describe(self) -> &'static str {
         match self {
@@ -77,6 +83,15 @@ impl Backend {
             Backend::LibtorchCuda => "burn 0.22, LibTorch CUDA backend",
             Backend::Wgpu => "burn 0.22, CubeCL wgpu backend",
         }
+    }
+}
+
+/// "on N thread(s)" for a CPU pool of `cpu_threads`, "on the GPU" for none: the words every report
+/// uses for where training ran.
+pub fn runs_on(cpu_threads: Option<usize>) -> String {
+    match cpu_threads {
+        Some(n) => format!("on {n} thread{}", if n == 1 { "" } else { "s" }),
+        None => "on the GPU".into(),
     }
 }
 

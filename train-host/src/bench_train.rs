@@ -31,8 +31,7 @@ pub fn measure(cfg: &TrainConfig, ds: &Dataset, steps: usize, backends: &[Backen
             let cfg = TrainConfig { bf16: half, backend: b, ..cfg.clone() };
             let images_per_second = images_per_second(&cfg, ds, steps)?;
             let precision = if half { ", bf16 convolutions" } else { "" };
-            let threads = b.cpu_threads().map_or_else(|| "on the GPU".to_string(), |t| format!("{t} threads"));
-            v.push(Speed { framework: format!("cifhe ({}{precision}, {threads})", b.describe()), images_per_second });
+            v.push(Speed { framework: format!("cifhe ({}{precision}, {})", b.describe(), b.runs_on()), images_per_second });
         }
     }
     if let Some(python) = python {

@@ -59,10 +59,11 @@ pub fn finished(
 /// What a run of `seconds` cost: CPU-hours (wall-clock hours × the threads it trained on), or
 /// hours on a GPU backend.
 fn compute_hours(seconds: f64, cpu_threads: Option<usize>) -> String {
-    match cpu_threads {
-        Some(n) => format!("{:.2} CPU-hours on {n} thread{}", seconds * n as f64 / 3600.0, if n == 1 { "" } else { "s" }),
-        None => format!("{:.2} hours on the GPU", seconds / 3600.0),
-    }
+    let (hours, unit) = match cpu_threads {
+        Some(n) => (seconds * n as f64 / 3600.0, "CPU-hours"),
+        None => (seconds / 3600.0, "hours"),
+    };
+    format!("{hours:.2} {unit} {}", crate::backend::runs_on(cpu_threads))
 }
 
 /// Compiles `net`, the latest weights of the run in `run_dir` (trained as `log` says), without
