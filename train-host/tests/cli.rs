@@ -298,9 +298,11 @@ fn a_run_stopped_by_sigterm_and_ctrl_c_resumes_to_the_uninterrupted_model() {
     let (ok, err) = signalled_at(&args(&stopped, true), "qat epoch 1/1: ", |_| {}, "-INT");
     assert!(!ok && err.contains("resuming epoch 1 of 2 at batch") && err.contains("interrupted in qat epoch 1 at batch"), "{err}");
     // `status` gives the command that resumes the run (its options, --schedule and --limit among
-    // them: a resume with other settings is refused); given the data, that command ends it.
+    // them: a resume with other settings is refused; and the backend it ran on); given the data,
+    // that command ends it.
     let out = status("1 of 2 epochs done; qat epoch 1 of 1 in progress");
     let command = out.lines().skip_while(|l| !l.starts_with("resume with")).nth(1).expect("a resume command");
+    assert!(command.contains(" --backend flex "), "{command}");
     let command = command.trim().replace("<CIFAR data>", &data.display().to_string());
     let (ok, _, err) = train_host(&command.strip_prefix("train-host ").expect("a train-host command").split_whitespace().collect::<Vec<_>>());
     assert!(ok && err.contains("resuming epoch 2 of 2 at batch"), "{command}: {err}");
