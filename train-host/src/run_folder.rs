@@ -36,7 +36,7 @@ pub struct EpochLog {
     /// What the epoch ran on ([`TrainConfig::ran_on`]: `libtorch bf16`, `flex`…; `flex, then
     /// libtorch` for an epoch interrupted and resumed on other settings), since the speed
     /// settings are free to change at each resume. Empty in runs logged before 2026-12-02. Stored
-    /// after the checkpoint's other additions ([`LaterSettings5`]).
+    /// after the checkpoint's other additions (`LaterSettings5` in this module).
     #[serde(skip)]
     pub ran_on: String,
 }
