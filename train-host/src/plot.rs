@@ -74,12 +74,14 @@ impl Chart {
         }
         for (v, label) in &self.v_marks {
             let xx = x(*v);
+            // The label sits above the plot, where no line can run through it.
             let _ = writeln!(
                 s,
-                "<line x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{m}\" y2=\"{}\" stroke=\"#888\" stroke-dasharray=\"2 3\"/><text x=\"{:.1}\" y=\"{}\" fill=\"#555\">{}</text>",
+                "<line x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{}\" y2=\"{}\" stroke=\"#888\" stroke-dasharray=\"2 3\"/><text x=\"{:.1}\" y=\"{}\" fill=\"#555\">{}</text>",
+                m - 14.0,
                 h - m,
                 xx + 4.0,
-                m + 14.0,
+                m - 4.0,
                 escape(label)
             );
         }
@@ -136,5 +138,6 @@ mod tests {
         assert!(svg.contains("<polyline points=\"60.0,340.0 580.0,60.0\""), "{svg}");
         assert!(svg.contains("a &lt; b") && svg.contains(">QAT<") && svg.contains(">half<") && svg.contains(">test<"));
         assert!(svg.contains(">100.0<"), "values are printed");
+        assert!(svg.contains("y=\"56\" fill=\"#555\">QAT<"), "a marker's label sits above the plot (top 60), clear of the lines: {svg}");
     }
 }
