@@ -41,12 +41,18 @@ pub struct EpochLog {
     pub ran_on: String,
 }
 
+/// What an epoch's label says it ran on last: the settings after its last `, then` (the whole
+/// label for an epoch never resumed on other settings).
+pub(crate) fn last_ran_on(label: &str) -> &str {
+    label.rsplit(", then ").next().unwrap_or(label)
+}
+
 /// The label of an epoch resumed on `now` after running on `before` (empty: an epoch started
 /// afresh, or one begun by a version that did not record it).
 pub(crate) fn resumed_on(before: &str, now: String) -> String {
     if before.is_empty() {
         now
-    } else if before.rsplit(", then ").next() == Some(now.as_str()) {
+    } else if last_ran_on(before) == now {
         before.to_string()
     } else {
         format!("{before}, then {now}")

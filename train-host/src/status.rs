@@ -92,7 +92,7 @@ pub fn text(run: &Path) -> Result<String, String> {
         }
         // The epoch in progress, else the last one logged: what the run goes on exactly with.
         let last_ran_on = position.as_ref().map(|_| ck.trainer.ran_on.as_str()).filter(|r| !r.is_empty()).or(ck.log.last().map(|e| e.ran_on.as_str()));
-        let (speed, how) = match last_ran_on.and_then(speed_flags) {
+        let (speed, how) = match last_ran_on.and_then(crate::train::TrainConfig::speed_flags) {
             Some(flags) => (format!(" {flags}"), "on what it last ran on, which goes on exactly; another --backend, or --bf16 on or off, resumes it too"),
             None => (String::new(), "add --backend and --bf16 as you like: they set its speed"),
         };
@@ -114,15 +114,6 @@ fn time_left(log: &[EpochLog], cfg: &crate::train::TrainConfig, done: usize, int
     left.map_or(String::new(), |t| format!("; about {} left at the mean epoch time of each phase", duration((t - into_current).max(0.0))))
 }
 
-/// The `--backend` and `--bf16` flags that run as an epoch ran ([`EpochLog::ran_on`]: its last
-/// part, for an epoch resumed on other settings); `None` where the run did not record it.
-fn speed_flags(ran_on: &str) -> Option<String> {
-    let mut words = ran_on.rsplit(", then ").next()?.split_whitespace();
-    let backend = words.next()?;
-    let bf16 = if words.next() == Some("bf16") { " --bf16" } else { "" };
-    Some(format!("--backend {backend}{bf16}"))
-}
-
 /// `"N {kind} epoch(s)"`.
 fn epochs(n: usize, kind: &str) -> String {
     format!("{n} {kind} epoch{}", if n == 1 { "" } else { "s" })
@@ -141,13 +132,6 @@ fn duration(seconds: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_resume_command_runs_as_the_run_last_ran() {
-        assert_eq!(super::speed_flags("libtorch bf16").as_deref(), Some("--backend libtorch --bf16"));
-        assert_eq!(super::speed_flags("flex bf16, then libtorch-cuda").as_deref(), Some("--backend libtorch-cuda"));
-        assert_eq!(super::speed_flags(""), None);
-    }
-
     #[test]
     fn a_run_folder_with_nothing_saved_yet_is_told_apart_from_a_missing_one() {
         let run = std::env::temp_dir().join(format!("cifhe-status-{}", std::process::id()));

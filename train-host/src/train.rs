@@ -214,6 +214,16 @@ impl TrainConfig {
         format!("{}{bf16}", crate::value_name(&self.backend))
     }
 
+    /// The `--backend` and `--bf16` flags that train as an epoch labelled `ran_on` (by
+    /// [`Self::ran_on`], or resumed: [`crate::run_folder::resumed_on`]) ran last; `None` for an
+    /// epoch logged before labels were recorded.
+    pub fn speed_flags(ran_on: &str) -> Option<String> {
+        let mut words = crate::run_folder::last_ran_on(ran_on).split_whitespace();
+        let backend = words.next()?;
+        let bf16 = if words.next() == Some("bf16") { " --bf16" } else { "" };
+        Some(format!("--backend {backend}{bf16}"))
+    }
+
     /// The float phase's convolution precision.
     pub fn conv_dtype(&self) -> burn::tensor::FloatDType {
         if self.bf16 {
@@ -647,6 +657,19 @@ mod tests {
         let images = (0..n * IMAGE_LEN).map(|_| rng.next_u64() as u8).collect();
         let labels = (0..n).map(|i| (i % 10) as u16).collect();
         Dataset { kind: crate::cifar::Kind::Cifar10, images, labels, names: vec![] }
+    }
+
+    #[test]
+    fn speed_flags_read_back_what_an_epoch_ran_on() {
+        assert_eq!(TrainConfig::speed_flags("libtorch bf16").as_deref(), Some("--backend libtorch --bf16"));
+        assert_eq!(TrainConfig::speed_flags("flex bf16, then libtorch-cuda").as_deref(), Some("--backend libtorch-cuda"));
+        assert_eq!(TrainConfig::speed_flags(""), None);
+        for backend in [Backend::Flex, Backend::Libtorch, Backend::LibtorchCuda, Backend::Wgpu] {
+            let cfg = TrainConfig { backend, bf16: true, ..config() };
+            let name = crate::value_name(&backend);
+            assert_eq!(TrainConfig::speed_flags(&cfg.ran_on("float")), Some(format!("--backend {name} --bf16")));
+            assert_eq!(TrainConfig::speed_flags(&cfg.ran_on("qat")), Some(format!("--backend {name}")));
+        }
     }
 
     #[test]
