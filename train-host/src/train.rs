@@ -394,46 +394,7 @@ pub fn train_until(
         let rounding = cfg.qat_rounding_bits.map(|bits| circuit_rounding(model, &arch, train, cfg, &exact, bits));
         exact.clone().with_rounding(rounding)
     };
-    // An interrupted epoch, if any, is newer than the checkpoint and resumes where it stopped.
-    let (model, mut done, mut log, mut scales, mut position, resumed) = match (resume, newest(run)?) {
-        (true, Some((ck, position))) => {
-            if !resumable(&ck.config, cfg, ck.done) {
-                let hint = if resumable(&ck.config, cfg, ck.config.float_epochs) {
-                    "its QAT has started: pass --restart-qat to train QAT again from the float weights with these settings"
-                } else {
-                    "use another --run-dir or the same settings"
-                };
-                return Err(format!("the run in {} was made with other settings ({:?}); {hint}", run.display(), ck.config));
-            }
-            let float = float_net(arch.clone(), ck.params);
-            let total = cfg.float_epochs + cfg.qat_epochs;
-            match &position {
-                Some(p) => eprintln!("resuming epoch {} of {total} at batch {} of {}", ck.done + 1, p.batches + 1, train.len().div_ceil(cfg.batch)),
-                None => eprintln!("resuming after epoch {} of {total}", ck.done),
-            }
-            let m = Net::from_float(&float, &device);
-            let mut m = match ck.trainer.log_scales.is_empty() {
-                true => m.set_scales(&ck.scales, &device),
-                false => m.set_log_scales(ck.trainer.log_scales.clone(), &device),
-            };
-            if !ck.norms.is_empty() {
-                m = m.with_norms(Some(&ck.norms), &device);
-            }
-            (m, ck.done, ck.log, ck.scales, position, ck.trainer)
-        }
-        (false, Some(_)) => {
-            return Err(format!("{} already holds a run: pass --resume to continue it", run.display()));
-        }
-        _ => {
-            let start = match &cfg.init {
-                Some(path) => crate::adapt::adapt(Path::new(path), cfg.classes, cfg.seed)?,
-                None => FloatNet::random(arch.clone(), (3, 32, 32), cfg.seed),
-            };
-            let m = Net::from_float(&start, &device);
-            let m = if cfg.batch_norm { m.with_norms(None, &device) } else { m };
-            (m, 0, Vec::new(), Vec::new(), None, TrainerState::default())
-        }
-    };
+    let Start { model, mut done, mut log, mut scales, mut position, trainer: resumed } = start(cfg, &arch, run, resume, train.len(), &device)?;
     let mut model = model.with_conv_dtype(cfg.conv_dtype());
     let loss_fn = CrossEntropyLossConfig::new().with_smoothing(Some(cfg.smoothing)).init(&device);
     let total = cfg.float_epochs + cfg.qat_epochs;
@@ -462,22 +423,13 @@ pub fn train_until(
             }
             phase_of_optim = Some(phase);
         }
-        let mut rng = Rng::new(cfg.seed, 1000 + done as u64);
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-        }
+        let (order, mut rng) = epoch_order(cfg.seed, done, train.len());
         // Where the epoch starts: at its beginning, or where an interrupted run stopped (the
         // batch order is drawn again; the augmentation stream continues from its saved state).
         let at = position.take().unwrap_or(EpochPosition { batches: 0, loss_sum: 0.0, correct: 0, seen: 0, seconds: 0.0, rng: rng.clone() });
         rng = at.rng;
         let ran_on = resumed_on(&std::mem::take(&mut saved_ran_on), cfg.ran_on(phase));
-        let bar = ProgressBar::new(steps as u64);
-        bar.set_style(
-            ProgressStyle::with_template(&format!("{phase} epoch {}/{epochs} [{{bar:30}}] {{pos}}/{{len}} batches, ETA {{eta}} {{msg}}", epoch + 1))
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
+        let bar = epoch_bar(phase, epoch, epochs, steps);
         // The epoch's rounding: measured at its start, or as last measured if it is resumed.
         let mut quant = qat.then(|| match (cfg.qat_rounding_bits, std::mem::take(&mut saved_widths)) {
             (Some(bits), (acc_bits, centres)) if !acc_bits.is_empty() => exact.clone().with_rounding(Some(Rounding { bits, acc_bits, centres })),
@@ -570,6 +522,87 @@ pub fn train_until(
     let seconds = log.iter().map(|e| e.seconds).sum();
     let model = model.fold_norms(&arch, &device);
     Ok(Trained { net: model.to_float(&arch, (3, 32, 32)), scales, log, seconds })
+}
+
+/// Where a run begins: a fresh network, or (`resume`) the newest save in `run`, with the epoch
+/// in progress if it was interrupted and what its trainer saved.
+struct Start {
+    model: Net,
+    /// Epochs done.
+    done: usize,
+    log: Vec<EpochLog>,
+    /// The lookup sites' scales (empty until QAT starts).
+    scales: Vec<f32>,
+    /// Where the interrupted epoch stopped, if one was.
+    position: Option<EpochPosition>,
+    /// The optimizer, rounding widths and devices a resumed run saved (empty when fresh).
+    trainer: TrainerState,
+}
+
+/// The network `cfg` starts from in `run` (`train_len` training images): a fresh one (from
+/// `cfg.init`'s ImageNet weights or random), or, with `resume`, the run's newest save, which
+/// must have been made with settings `cfg` can continue. An interrupted epoch is newer than the
+/// checkpoint and resumes where it stopped.
+fn start(cfg: &TrainConfig, arch: &Arch, run: &Path, resume: bool, train_len: usize, device: &Device) -> Result<Start, String> {
+    match (resume, newest(run)?) {
+        (true, Some((ck, position))) => {
+            if !resumable(&ck.config, cfg, ck.done) {
+                let hint = if resumable(&ck.config, cfg, ck.config.float_epochs) {
+                    "its QAT has started: pass --restart-qat to train QAT again from the float weights with these settings"
+                } else {
+                    "use another --run-dir or the same settings"
+                };
+                return Err(format!("the run in {} was made with other settings ({:?}); {hint}", run.display(), ck.config));
+            }
+            let total = cfg.float_epochs + cfg.qat_epochs;
+            match &position {
+                Some(p) => eprintln!("resuming epoch {} of {total} at batch {} of {}", ck.done + 1, p.batches + 1, train_len.div_ceil(cfg.batch)),
+                None => eprintln!("resuming after epoch {} of {total}", ck.done),
+            }
+            let m = Net::from_float(&float_net(arch.clone(), ck.params), device);
+            let mut m = match ck.trainer.log_scales.is_empty() {
+                true => m.set_scales(&ck.scales, device),
+                false => m.set_log_scales(ck.trainer.log_scales.clone(), device),
+            };
+            if !ck.norms.is_empty() {
+                m = m.with_norms(Some(&ck.norms), device);
+            }
+            Ok(Start { model: m, done: ck.done, log: ck.log, scales: ck.scales, position, trainer: ck.trainer })
+        }
+        (false, Some(_)) => Err(format!("{} already holds a run: pass --resume to continue it", run.display())),
+        _ => {
+            let float = match &cfg.init {
+                Some(path) => crate::adapt::adapt(Path::new(path), cfg.classes, cfg.seed)?,
+                None => FloatNet::random(arch.clone(), (3, 32, 32), cfg.seed),
+            };
+            let m = Net::from_float(&float, device);
+            let model = if cfg.batch_norm { m.with_norms(None, device) } else { m };
+            Ok(Start { model, done: 0, log: Vec::new(), scales: Vec::new(), position: None, trainer: TrainerState::default() })
+        }
+    }
+}
+
+/// The batch order of the epoch after `done` of `n` images: a Fisher–Yates shuffle drawn from
+/// the run's seed and the epoch's number (so that a resumed epoch draws the same order again),
+/// and the random stream the shuffle leaves, which the epoch's augmentation continues.
+fn epoch_order(seed: u64, done: usize, n: usize) -> (Vec<usize>, Rng) {
+    let mut rng = Rng::new(seed, 1000 + done as u64);
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+    (order, rng)
+}
+
+/// The progress bar of a `phase` epoch (`epoch` counted from 0, of `epochs`) of `steps` batches.
+fn epoch_bar(phase: &str, epoch: usize, epochs: usize, steps: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{phase} epoch {}/{epochs} [{{bar:30}}] {{pos}}/{{len}} batches, ETA {{eta}} {{msg}}", epoch + 1))
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
 }
 
 /// The checkpoint of `model` after `done` epochs of `cfg`.
