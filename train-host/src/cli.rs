@@ -69,6 +69,132 @@ pub(crate) struct TestImages {
     pub(crate) image: Vec<usize>,
 }
 
+/// `train`'s options.
+#[derive(clap::Args)]
+pub(crate) struct TrainArgs {
+    /// Architecture: vgg11, small, or the demo networks tiny and mini.
+    #[arg(long, default_value_t = recipe().arch)]
+    pub(crate) arch: String,
+    /// Channel width multiplier.
+    #[arg(long, default_value_t = recipe().width, value_parser = positive::<f32>)]
+    pub(crate) width: f32,
+    /// Dataset.
+    #[arg(long, value_enum, default_value = "cifar10")]
+    pub(crate) dataset: Kind,
+    /// CIFAR data: folder or archive.
+    #[arg(long)]
+    pub(crate) data: PathBuf,
+    /// Run folder: checkpoint, log, compiled model (keep it outside the work tree).
+    #[arg(long)]
+    pub(crate) run_dir: PathBuf,
+    /// Float epochs.
+    #[arg(long, default_value_t = recipe().float_epochs)]
+    pub(crate) float_epochs: usize,
+    /// Quantization-aware epochs.
+    #[arg(long, default_value_t = recipe().qat_epochs)]
+    pub(crate) qat_epochs: usize,
+    /// The first float epochs train only the classifier, then all layers train (the
+    /// reference's two stages for a network adapted from ImageNet; each stage has its own
+    /// warm-up and cosine schedule at --lr).
+    #[arg(long, default_value_t = recipe().head_epochs)]
+    pub(crate) head_epochs: usize,
+    /// Augment training images with random rotations of up to this many degrees (besides
+    /// random crops and flips; 0: none).
+    #[arg(long, default_value_t = recipe().rotation_degrees, value_parser = parse_degrees)]
+    pub(crate) rotate: f32,
+    /// Batch size.
+    #[arg(long, value_parser = at_least_one, default_value_t = recipe().batch)]
+    pub(crate) batch: usize,
+    /// Peak learning rate of the float epochs (Adam; its course over each phase: --schedule).
+    /// The default is the VGG11's; the small CNN is far better at 8e-2 with one-cycle
+    /// (BENCHMARKS.md, "Peak learning rate").
+    #[arg(long, default_value_t = recipe().lr, value_parser = positive::<f64>)]
+    pub(crate) lr: f64,
+    /// Peak learning rate of the QAT epochs. Above the default, pass --remeasure-every too
+    /// (the small CNN: 73.86% at 6-bit rounding with --qat-lr 5e-3 --remeasure-every 50
+    /// against 72.70% at the default; BENCHMARKS.md, "QAT rate").
+    #[arg(long, default_value_t = recipe().qat_lr, value_parser = positive::<f64>)]
+    pub(crate) qat_lr: f64,
+    /// How each phase's learning rate moves: cosine (5% linear warm-up, then cosine decay) or
+    /// one-cycle (30% cosine rise from a 25th of the peak, then cosine fall, as PyTorch's
+    /// OneCycleLR). Cosine beat one-cycle on every seed at the default --lr, one-cycle beat
+    /// cosine from 1e-2 up (BENCHMARKS.md, "Learning-rate schedule", "Peak learning rate").
+    #[arg(long, value_enum, default_value_t = recipe().schedule)]
+    pub(crate) schedule: Schedule,
+    /// Label smoothing of the training targets, in [0, 1) (0.1 beat none on every seed
+    /// measured: BENCHMARKS.md, "Label smoothing").
+    #[arg(long, default_value_t = recipe().smoothing, value_parser = parse_smoothing)]
+    pub(crate) smoothing: f32,
+    /// Batch normalisation after each convolution in float training (folded before QAT).
+    #[arg(long)]
+    pub(crate) batch_norm: bool,
+    /// Start from torchvision's ImageNet VGG11 weights (`.pth` or `.safetensors`; --arch vgg11).
+    #[arg(long)]
+    pub(crate) imagenet_weights: Option<PathBuf>,
+    /// Seed of weights, shuffling and augmentation.
+    #[arg(long, default_value_t = recipe().seed)]
+    pub(crate) seed: u64,
+    /// Train on the first N training images only.
+    #[arg(long, value_parser = at_least_one)]
+    pub(crate) limit: Option<usize>,
+    /// Test images whose accuracy is logged each epoch and reported at the end.
+    #[arg(long, value_parser = at_least_one, default_value_t = 10_000)]
+    pub(crate) eval_images: usize,
+    /// Continue the run in --run-dir where it stopped, as if it never had: same weights,
+    /// optimizer state and batches.
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Train the QAT phase of the run in --run-dir again, from its float weights (e.g. with
+    /// other quantization settings); the previous attempt's checkpoint, log and model are
+    /// kept as `*.qat-attempt-K.*`. Implies --resume.
+    #[arg(long)]
+    pub(crate) restart_qat: bool,
+    /// Also copy the compiled model here.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Default rounding bits written into the model.
+    #[arg(long, default_value = "6", value_parser = parse_rounding)]
+    pub(crate) rounding_bits: Rounding,
+    /// Bits the lookups keep during QAT (rounding-aware training; `none`: unrounded) [default:
+    /// --rounding-bits]. May differ from the float run being resumed before QAT starts.
+    #[arg(long, value_parser = parse_rounding)]
+    pub(crate) qat_rounding_bits: Option<Rounding>,
+    /// QAT measures the accumulator widths it rounds to at each epoch's start and, if not 0,
+    /// again every N batches: a site whose range crosses a power of two within an epoch loses
+    /// a bit more in the circuit than QAT trained it for, as at a higher --qat-lr (the
+    /// default 0 is how the shipped models were trained).
+    #[arg(long, value_name = "N", default_value_t = recipe().remeasure_every)]
+    pub(crate) remeasure_every: usize,
+    /// Declare each lookup's accumulator about the centre of its range, in QAT's rounding
+    /// and in the model: a bit finer rounding where a range is one-sided (the pools' sums),
+    /// at no cost in TFHE (off: how the shipped models were trained). A QAT setting. The small
+    /// CNN: 74.28% against 73.86% at 6-bit rounding, 70.16% against 66.73% at 5
+    /// (BENCHMARKS.md, "Centred accumulators").
+    #[arg(long)]
+    pub(crate) centre_accumulators: bool,
+    /// Bits of the signed weight codes (2–8): one width, or one per layer with weights
+    /// (`8,5,5,5,5,5,5,5,8` for the VGG11's eight convolutions and its linear layer). Like
+    /// every quantization setting, it may differ from the float run being resumed before QAT
+    /// starts.
+    #[arg(long, default_value_t = recipe().weight_bits)]
+    pub(crate) weight_bits: Widths,
+    /// Bits of the activation codes (2–8): one width, or one for the input and then one per
+    /// lookup (after each convolution and each pool); a wrong count names the positions.
+    #[arg(long, default_value_t = recipe().act_bits)]
+    pub(crate) act_bits: Widths,
+    /// One weight scale per output channel instead of per tensor (free in the circuit: the
+    /// scales fold into the per-channel lookup tables).
+    #[arg(long)]
+    pub(crate) per_channel_weights: bool,
+    /// Float-phase convolutions in bfloat16, like PyTorch's autocast (faster where the CPU has
+    /// AVX-512 BF16 or AMX, or on a GPU; QAT stays in f32). May change on resume.
+    #[arg(long)]
+    pub(crate) bf16: bool,
+    /// Where burn runs the network (libtorch needs a build with `--features libtorch`).
+    #[arg(long, value_enum, default_value = "flex")]
+    pub(crate) backend: Backend,
+}
+
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Classify CIFAR test images with the FHE simulator: predictions, accuracy, speed; or, given
@@ -230,129 +356,7 @@ pub(crate) enum Command {
         rounding_bits: Rounding,
     },
     /// Train a network (float, then quantization-aware), checkpointing every epoch, and compile it.
-    Train {
-        /// Architecture: vgg11, small, or the demo networks tiny and mini.
-        #[arg(long, default_value_t = recipe().arch)]
-        arch: String,
-        /// Channel width multiplier.
-        #[arg(long, default_value_t = recipe().width, value_parser = positive::<f32>)]
-        width: f32,
-        /// Dataset.
-        #[arg(long, value_enum, default_value = "cifar10")]
-        dataset: Kind,
-        /// CIFAR data: folder or archive.
-        #[arg(long)]
-        data: PathBuf,
-        /// Run folder: checkpoint, log, compiled model (keep it outside the work tree).
-        #[arg(long)]
-        run_dir: PathBuf,
-        /// Float epochs.
-        #[arg(long, default_value_t = recipe().float_epochs)]
-        float_epochs: usize,
-        /// Quantization-aware epochs.
-        #[arg(long, default_value_t = recipe().qat_epochs)]
-        qat_epochs: usize,
-        /// The first float epochs train only the classifier, then all layers train (the
-        /// reference's two stages for a network adapted from ImageNet; each stage has its own
-        /// warm-up and cosine schedule at --lr).
-        #[arg(long, default_value_t = recipe().head_epochs)]
-        head_epochs: usize,
-        /// Augment training images with random rotations of up to this many degrees (besides
-        /// random crops and flips; 0: none).
-        #[arg(long, default_value_t = recipe().rotation_degrees, value_parser = parse_degrees)]
-        rotate: f32,
-        /// Batch size.
-        #[arg(long, value_parser = at_least_one, default_value_t = recipe().batch)]
-        batch: usize,
-        /// Peak learning rate of the float epochs (Adam; its course over each phase: --schedule).
-        /// The default is the VGG11's; the small CNN is far better at 8e-2 with one-cycle
-        /// (BENCHMARKS.md, "Peak learning rate").
-        #[arg(long, default_value_t = recipe().lr, value_parser = positive::<f64>)]
-        lr: f64,
-        /// Peak learning rate of the QAT epochs. Above the default, pass --remeasure-every too
-        /// (the small CNN: 73.86% at 6-bit rounding with --qat-lr 5e-3 --remeasure-every 50
-        /// against 72.70% at the default; BENCHMARKS.md, "QAT rate").
-        #[arg(long, default_value_t = recipe().qat_lr, value_parser = positive::<f64>)]
-        qat_lr: f64,
-        /// How each phase's learning rate moves: cosine (5% linear warm-up, then cosine decay) or
-        /// one-cycle (30% cosine rise from a 25th of the peak, then cosine fall, as PyTorch's
-        /// OneCycleLR). Cosine beat one-cycle on every seed at the default --lr, one-cycle beat
-        /// cosine from 1e-2 up (BENCHMARKS.md, "Learning-rate schedule", "Peak learning rate").
-        #[arg(long, value_enum, default_value_t = recipe().schedule)]
-        schedule: Schedule,
-        /// Label smoothing of the training targets, in [0, 1) (0.1 beat none on every seed
-        /// measured: BENCHMARKS.md, "Label smoothing").
-        #[arg(long, default_value_t = recipe().smoothing, value_parser = parse_smoothing)]
-        smoothing: f32,
-        /// Batch normalisation after each convolution in float training (folded before QAT).
-        #[arg(long)]
-        batch_norm: bool,
-        /// Start from torchvision's ImageNet VGG11 weights (`.pth` or `.safetensors`; --arch vgg11).
-        #[arg(long)]
-        imagenet_weights: Option<PathBuf>,
-        /// Seed of weights, shuffling and augmentation.
-        #[arg(long, default_value_t = recipe().seed)]
-        seed: u64,
-        /// Train on the first N training images only.
-        #[arg(long, value_parser = at_least_one)]
-        limit: Option<usize>,
-        /// Test images whose accuracy is logged each epoch and reported at the end.
-        #[arg(long, value_parser = at_least_one, default_value_t = 10_000)]
-        eval_images: usize,
-        /// Continue the run in --run-dir where it stopped, as if it never had: same weights,
-        /// optimizer state and batches.
-        #[arg(long)]
-        resume: bool,
-        /// Train the QAT phase of the run in --run-dir again, from its float weights (e.g. with
-        /// other quantization settings); the previous attempt's checkpoint, log and model are
-        /// kept as `*.qat-attempt-K.*`. Implies --resume.
-        #[arg(long)]
-        restart_qat: bool,
-        /// Also copy the compiled model here.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Default rounding bits written into the model.
-        #[arg(long, default_value = "6", value_parser = parse_rounding)]
-        rounding_bits: Rounding,
-        /// Bits the lookups keep during QAT (rounding-aware training; `none`: unrounded) [default:
-        /// --rounding-bits]. May differ from the float run being resumed before QAT starts.
-        #[arg(long, value_parser = parse_rounding)]
-        qat_rounding_bits: Option<Rounding>,
-        /// QAT measures the accumulator widths it rounds to at each epoch's start and, if not 0,
-        /// again every N batches: a site whose range crosses a power of two within an epoch loses
-        /// a bit more in the circuit than QAT trained it for, as at a higher --qat-lr (the
-        /// default 0 is how the shipped models were trained).
-        #[arg(long, value_name = "N", default_value_t = recipe().remeasure_every)]
-        remeasure_every: usize,
-        /// Declare each lookup's accumulator about the centre of its range, in QAT's rounding
-        /// and in the model: a bit finer rounding where a range is one-sided (the pools' sums),
-        /// at no cost in TFHE (off: how the shipped models were trained). A QAT setting. The small
-        /// CNN: 74.28% against 73.86% at 6-bit rounding, 70.16% against 66.73% at 5
-        /// (BENCHMARKS.md, "Centred accumulators").
-        #[arg(long)]
-        centre_accumulators: bool,
-        /// Bits of the signed weight codes (2–8): one width, or one per layer with weights
-        /// (`8,5,5,5,5,5,5,5,8` for the VGG11's eight convolutions and its linear layer). Like
-        /// every quantization setting, it may differ from the float run being resumed before QAT
-        /// starts.
-        #[arg(long, default_value_t = recipe().weight_bits)]
-        weight_bits: Widths,
-        /// Bits of the activation codes (2–8): one width, or one for the input and then one per
-        /// lookup (after each convolution and each pool); a wrong count names the positions.
-        #[arg(long, default_value_t = recipe().act_bits)]
-        act_bits: Widths,
-        /// One weight scale per output channel instead of per tensor (free in the circuit: the
-        /// scales fold into the per-channel lookup tables).
-        #[arg(long)]
-        per_channel_weights: bool,
-        /// Float-phase convolutions in bfloat16, like PyTorch's autocast (faster where the CPU has
-        /// AVX-512 BF16 or AMX, or on a GPU; QAT stays in f32). May change on resume.
-        #[arg(long)]
-        bf16: bool,
-        /// Where burn runs the network (libtorch needs a build with `--features libtorch`).
-        #[arg(long, value_enum, default_value = "flex")]
-        backend: Backend,
-    },
+    Train(TrainArgs),
     /// Compile a finished training run again (from its checkpoint), e.g. with another rounding.
     Compile {
         /// The run folder `train` wrote.

@@ -4,7 +4,7 @@ mod cli;
 
 use cifhe_core::{Model, NoiseModel, RoundingMode, RunConfig};
 use clap::Parser;
-use cli::{Cli, Command, Mode, SimArgs, FHE_P_ERROR};
+use cli::{Cli, Command, Mode, SimArgs, TrainArgs, FHE_P_ERROR};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use train_host::arch::{Arch, FloatNet};
@@ -37,6 +37,137 @@ fn run_config(model: &Model<'_>, a: &SimArgs) -> Result<RunConfig, String> {
         noise: NoiseModel::from_p_error(a.p_error.unwrap_or(cifhe_core::noise::DEFAULT_P_ERROR)).into(),
         ..base
     })
+}
+
+/// `train`: trains (or resumes) the run folder's network, then compiles it.
+fn run_train(args: TrainArgs) -> Result<(), String> {
+    let TrainArgs {
+        arch,
+        width,
+        dataset,
+        data,
+        run_dir,
+        float_epochs,
+        qat_epochs,
+        head_epochs,
+        rotate,
+        batch,
+        lr,
+        qat_lr,
+        smoothing,
+        schedule,
+        batch_norm,
+        imagenet_weights,
+        seed,
+        limit,
+        eval_images,
+        resume,
+        restart_qat,
+        out,
+        rounding_bits,
+        qat_rounding_bits,
+        remeasure_every,
+        centre_accumulators,
+        weight_bits,
+        act_bits,
+        per_channel_weights,
+        backend,
+        bf16,
+    } = args;
+    let device = backend.device()?;
+    let (mean, std) = dataset.normalization();
+    let qat_rounding_bits = qat_rounding_bits.unwrap_or(rounding_bits).0.map(u32::from);
+    let cfg = train::TrainConfig {
+        arch: arch.clone(),
+        width,
+        classes: dataset.classes(),
+        float_epochs,
+        qat_epochs,
+        batch,
+        lr,
+        qat_lr,
+        smoothing,
+        schedule,
+        weight_bits,
+        act_bits,
+        per_channel_weights,
+        qat_rounding_bits,
+        remeasure_every,
+        centre_accumulators,
+        batch_norm,
+        seed,
+        mean,
+        std,
+        init: imagenet_weights.as_ref().map(|p| p.display().to_string()),
+        head_epochs,
+        rotation_degrees: rotate,
+        limit,
+        bf16,
+        backend,
+    };
+    train_host::widths::fit(&Arch::by_name(&arch, dataset.classes(), width)?, &cfg.weight_bits, &cfg.act_bits)?;
+    if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
+        return Err("--imagenet-weights needs --arch vgg11 at width 1".into());
+    }
+    // Locked first, so that a second `train` on this run is refused at once; a folder
+    // made here is removed again if the data cannot be read.
+    let made = !run_dir.exists();
+    let _lock = run_folder::lock(&run_dir)?;
+    let (train_set, mut test) = load_train_and_test(&data, dataset, limit).inspect_err(|_| {
+        if made {
+            let _ = std::fs::remove_dir_all(&run_dir);
+        }
+    })?;
+    test.truncate(eval_images);
+    if restart_qat {
+        let k = run_folder::restart_qat(&run_dir, &cfg)?;
+        eprintln!("restarting QAT from the float weights; the previous attempt is kept as *.qat-attempt-{k}.*");
+    }
+    let stop = stop::on_signals()?;
+    let t = train::train_until(&cfg, &train_set, &test, &run_dir, resume || restart_qat, &stop, train::PARTIAL_EVERY)?;
+    // Training is saved: from here on, Ctrl-C or SIGTERM quits at once.
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    compile_run::finished(&cfg, &t, &train_set, &test, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
+    Ok(())
+}
+
+/// `report`: measures `model`'s accuracy table on the test set of `data` and prints it as markdown;
+/// with `out`, writes it there with its plots beside it.
+fn run_report(model: &Path, data: &Path, run_dir: Option<&Path>, out: Option<&Path>) -> Result<(), String> {
+    let bytes = model_file::read(model)?;
+    let m = model_file::open(model, &bytes)?;
+    let ds = cifar::test_set_for(&m, data, None)?;
+    let log = match run_dir {
+        Some(d) => Some(std::fs::read_to_string(d.join("log.tsv")).map_err(|e| format!("{}: {e}", d.join("log.tsv").display()))?),
+        None => None,
+    };
+    // The folder first: a typo should not cost the measurements.
+    if let Some(dir) = out.and_then(|o| o.parent()).filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let rows = report::measure(&m, &ds, log.as_deref(), &|s| eprintln!("measuring: {s}"))?;
+    let name = &m.file().name;
+    // Plots beside the markdown: `R.svg` (accuracy by rounding), `R.training.svg` (curves).
+    let mut plots = Vec::new();
+    if let Some(o) = out {
+        plots.push(("accuracy against rounding bits", o.with_extension("svg"), report::svg(&rows, &format!("{name}: simulated accuracy by rounding"))));
+        if let Some(svg) = log.as_deref().and_then(|l| report::training_svg(l, &format!("{name}: accuracy per training epoch"))) {
+            plots.push(("accuracy per training epoch", o.with_extension("training.svg"), svg));
+        }
+    }
+    let file_name = |p: &Path| p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let links: Vec<(&str, String)> = plots.iter().map(|(alt, p, _)| (*alt, file_name(p))).collect();
+    let md = report::markdown(&m, &ds, &rows, &links);
+    print!("{md}");
+    if let Some(o) = out {
+        std::fs::write(o, &md).map_err(|e| format!("cannot write {}: {e}", o.display()))?;
+        for (_, p, svg) in &plots {
+            std::fs::write(p, svg).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        }
+        let written: Vec<String> = std::iter::once(o).chain(plots.iter().map(|p| p.1.as_path())).map(|p| p.display().to_string()).collect();
+        eprintln!("wrote {}", written.join(", "));
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -164,94 +295,7 @@ fn run(cli: Cli) -> Result<(), String> {
             std::fs::write(&out, &bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             println!("wrote {} ({} bytes)", out.display(), bytes.len());
         }
-        Command::Train {
-            arch,
-            width,
-            dataset,
-            data,
-            run_dir,
-            float_epochs,
-            qat_epochs,
-            head_epochs,
-            rotate,
-            batch,
-            lr,
-            qat_lr,
-            smoothing,
-            schedule,
-            batch_norm,
-            imagenet_weights,
-            seed,
-            limit,
-            eval_images,
-            resume,
-            restart_qat,
-            out,
-            rounding_bits,
-            qat_rounding_bits,
-            remeasure_every,
-            centre_accumulators,
-            weight_bits,
-            act_bits,
-            per_channel_weights,
-            backend,
-            bf16,
-        } => {
-            let device = backend.device()?;
-            let (mean, std) = dataset.normalization();
-            let qat_rounding_bits = qat_rounding_bits.unwrap_or(rounding_bits).0.map(u32::from);
-            let cfg = train::TrainConfig {
-                arch: arch.clone(),
-                width,
-                classes: dataset.classes(),
-                float_epochs,
-                qat_epochs,
-                batch,
-                lr,
-                qat_lr,
-                smoothing,
-                schedule,
-                weight_bits,
-                act_bits,
-                per_channel_weights,
-                qat_rounding_bits,
-                remeasure_every,
-                centre_accumulators,
-                batch_norm,
-                seed,
-                mean,
-                std,
-                init: imagenet_weights.as_ref().map(|p| p.display().to_string()),
-                head_epochs,
-                rotation_degrees: rotate,
-                limit,
-                bf16,
-                backend,
-            };
-            train_host::widths::fit(&Arch::by_name(&arch, dataset.classes(), width)?, &cfg.weight_bits, &cfg.act_bits)?;
-            if imagenet_weights.is_some() && (arch != "vgg11" || width != 1.0) {
-                return Err("--imagenet-weights needs --arch vgg11 at width 1".into());
-            }
-            // Locked first, so that a second `train` on this run is refused at once; a folder
-            // made here is removed again if the data cannot be read.
-            let made = !run_dir.exists();
-            let _lock = run_folder::lock(&run_dir)?;
-            let (train_set, mut test) = load_train_and_test(&data, dataset, limit).inspect_err(|_| {
-                if made {
-                    let _ = std::fs::remove_dir_all(&run_dir);
-                }
-            })?;
-            test.truncate(eval_images);
-            if restart_qat {
-                let k = run_folder::restart_qat(&run_dir, &cfg)?;
-                eprintln!("restarting QAT from the float weights; the previous attempt is kept as *.qat-attempt-{k}.*");
-            }
-            let stop = stop::on_signals()?;
-            let t = train::train_until(&cfg, &train_set, &test, &run_dir, resume || restart_qat, &stop, train::PARTIAL_EVERY)?;
-            // Training is saved: from here on, Ctrl-C or SIGTERM quits at once.
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            compile_run::finished(&cfg, &t, &train_set, &test, rounding_bits.0, &run_dir, out.as_deref(), &device)?;
-        }
+        Command::Train(args) => run_train(args)?,
         Command::Compile {
             run_dir,
             data,
@@ -284,41 +328,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let rounding = rounding_bits.map_or(Some(cfg.qat_rounding_bits.map_or(6, |b| b as u8)), |r| r.0);
             compile_run::finished(&cfg, &t, &train_set, &test, rounding, &run_dir, out.as_deref(), &device)?;
         }
-        Command::Report { model, data, run_dir, out } => {
-            let bytes = model_file::read(&model)?;
-            let m = model_file::open(&model, &bytes)?;
-            let ds = cifar::test_set_for(&m, &data, None)?;
-            let log = match &run_dir {
-                Some(d) => Some(std::fs::read_to_string(d.join("log.tsv")).map_err(|e| format!("{}: {e}", d.join("log.tsv").display()))?),
-                None => None,
-            };
-            // The folder first: a typo should not cost the measurements.
-            if let Some(dir) = out.as_ref().and_then(|o| o.parent()).filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            }
-            let rows = report::measure(&m, &ds, log.as_deref(), &|s| eprintln!("measuring: {s}"))?;
-            let name = &m.file().name;
-            // Plots beside the markdown: `R.svg` (accuracy by rounding), `R.training.svg` (curves).
-            let mut plots = Vec::new();
-            if let Some(o) = &out {
-                plots.push(("accuracy against rounding bits", o.with_extension("svg"), report::svg(&rows, &format!("{name}: simulated accuracy by rounding"))));
-                if let Some(svg) = log.as_deref().and_then(|l| report::training_svg(l, &format!("{name}: accuracy per training epoch"))) {
-                    plots.push(("accuracy per training epoch", o.with_extension("training.svg"), svg));
-                }
-            }
-            let file_name = |p: &Path| p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-            let links: Vec<(&str, String)> = plots.iter().map(|(alt, p, _)| (*alt, file_name(p))).collect();
-            let md = report::markdown(&m, &ds, &rows, &links);
-            print!("{md}");
-            if let Some(o) = &out {
-                std::fs::write(o, &md).map_err(|e| format!("cannot write {}: {e}", o.display()))?;
-                for (_, p, svg) in &plots {
-                    std::fs::write(p, svg).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-                }
-                let written: Vec<String> = std::iter::once(o).chain(plots.iter().map(|p| &p.1)).map(|p| p.display().to_string()).collect();
-                eprintln!("wrote {}", written.join(", "));
-            }
-        }
+        Command::Report { model, data, run_dir, out } => run_report(&model, &data, run_dir.as_deref(), out.as_deref())?,
         Command::Adapt { weights, classes } => {
             let net = train_host::adapt::adapt(&weights, classes, 0)?;
             let convs = net.arch.layers.iter().zip(&net.params).filter(|(l, _)| matches!(l, train_host::arch::Layer::Conv { .. }));
