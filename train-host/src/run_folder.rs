@@ -465,7 +465,7 @@ fn no_run(run: &Path) -> String {
 pub fn finished(run: &Path) -> Result<(TrainConfig, Trained), String> {
     let ck = load_run(run)?;
     let cfg = ck.config;
-    let total = cfg.float_epochs + cfg.qat_epochs;
+    let total = cfg.total_epochs();
     if ck.done < total || ck.scales.is_empty() {
         return Err(format!(
             "the run in {} is not finished ({} of {total} epochs{}): resume it with `train --resume` and the same settings",

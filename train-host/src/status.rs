@@ -25,7 +25,7 @@ fn nothing_saved(run: &Path) -> String {
 pub fn text(run: &Path) -> Result<String, String> {
     let (ck, position) = newest(run)?.ok_or_else(|| nothing_saved(run))?;
     let cfg = &ck.config;
-    let total = cfg.float_epochs + cfg.qat_epochs;
+    let total = cfg.total_epochs();
     let dataset = Kind::for_classes(cfg.classes).map_or(format!("{} classes", cfg.classes), |k| k.to_string());
     let mut s = String::new();
     let head = if cfg.head_epochs > 0 { format!(" (the first {} classifier only)", cfg.head_epochs) } else { String::new() };
@@ -109,7 +109,7 @@ fn time_left(log: &[EpochLog], cfg: &crate::train::TrainConfig, done: usize, int
         let times: Vec<f64> = log.iter().filter(|e| phase.is_none_or(|p| e.phase == p)).map(|e| e.seconds).collect();
         (!times.is_empty()).then(|| times.iter().sum::<f64>() / times.len() as f64)
     };
-    let total = cfg.float_epochs + cfg.qat_epochs;
+    let total = cfg.total_epochs();
     let left: Option<f64> = (done..total).map(|e| mean(Some(cfg.phase_of(e).0)).or(mean(None))).sum();
     left.map_or(String::new(), |t| format!("; about {} left at the mean epoch time of each phase", duration((t - into_current).max(0.0))))
 }

@@ -194,6 +194,11 @@ impl TrainConfig {
         options
     }
 
+    /// The run's epochs: float, then QAT.
+    pub fn total_epochs(&self) -> usize {
+        self.float_epochs + self.qat_epochs
+    }
+
     /// The phase of the run's epoch `done` (counted from 0 over the whole run) as the log names
     /// it (`head`: classifier only, `float`, `qat`), that epoch's index within its phase (from 0)
     /// and the phase's number of epochs.
@@ -394,11 +399,11 @@ pub fn train_until(
         let rounding = cfg.qat_rounding_bits.map(|bits| circuit_rounding(model, &arch, train, cfg, &exact, bits));
         exact.clone().with_rounding(rounding)
     };
-    let Start { model, mut done, mut log, mut scales, mut position, trainer: resumed } = start(cfg, &arch, run, resume, train.len(), &device)?;
+    let steps = train.len().div_ceil(cfg.batch);
+    let Start { model, mut done, mut log, mut scales, mut position, trainer: resumed } = start(cfg, &arch, run, resume, steps, &device)?;
     let mut model = model.with_conv_dtype(cfg.conv_dtype());
     let loss_fn = CrossEntropyLossConfig::new().with_smoothing(Some(cfg.smoothing)).init(&device);
-    let total = cfg.float_epochs + cfg.qat_epochs;
-    let steps = train.len().div_ceil(cfg.batch);
+    let total = cfg.total_epochs();
     let mut optim = AdamConfig::new().init();
     let mut phase_of_optim = None;
     // What a resumed run saved of its optimizer (for its phase) and of its epoch's rounding.
@@ -535,15 +540,16 @@ struct Start {
     scales: Vec<f32>,
     /// Where the interrupted epoch stopped, if one was.
     position: Option<EpochPosition>,
-    /// The optimizer, rounding widths and devices a resumed run saved (empty when fresh).
+    /// The optimizer, rounding widths and what its epoch ran on, as a resumed run saved them
+    /// (empty when fresh).
     trainer: TrainerState,
 }
 
-/// The network `cfg` starts from in `run` (`train_len` training images): a fresh one (from
+/// The network `cfg` starts from in `run` (of `steps` batches an epoch): a fresh one (from
 /// `cfg.init`'s ImageNet weights or random), or, with `resume`, the run's newest save, which
 /// must have been made with settings `cfg` can continue. An interrupted epoch is newer than the
 /// checkpoint and resumes where it stopped.
-fn start(cfg: &TrainConfig, arch: &Arch, run: &Path, resume: bool, train_len: usize, device: &Device) -> Result<Start, String> {
+fn start(cfg: &TrainConfig, arch: &Arch, run: &Path, resume: bool, steps: usize, device: &Device) -> Result<Start, String> {
     match (resume, newest(run)?) {
         (true, Some((ck, position))) => {
             if !resumable(&ck.config, cfg, ck.done) {
@@ -554,9 +560,9 @@ fn start(cfg: &TrainConfig, arch: &Arch, run: &Path, resume: bool, train_len: us
                 };
                 return Err(format!("the run in {} was made with other settings ({:?}); {hint}", run.display(), ck.config));
             }
-            let total = cfg.float_epochs + cfg.qat_epochs;
+            let total = cfg.total_epochs();
             match &position {
-                Some(p) => eprintln!("resuming epoch {} of {total} at batch {} of {}", ck.done + 1, p.batches + 1, train_len.div_ceil(cfg.batch)),
+                Some(p) => eprintln!("resuming epoch {} of {total} at batch {} of {steps}", ck.done + 1, p.batches + 1),
                 None => eprintln!("resuming after epoch {} of {total}", ck.done),
             }
             let m = Net::from_float(&float_net(arch.clone(), ck.params), device);
