@@ -162,16 +162,22 @@ pub(crate) struct TrainArgs {
     /// QAT measures the accumulator widths it rounds to at each epoch's start and, if not 0,
     /// again every N batches: a site whose range crosses a power of two within an epoch loses
     /// a bit more in the circuit than QAT trained it for, as at a higher --qat-lr (the
-    /// default 0 is how the shipped models were trained).
+    /// shipped default models were trained with 50).
     #[arg(long, value_name = "N", default_value_t = recipe().remeasure_every)]
     pub(crate) remeasure_every: usize,
     /// Declare each lookup's accumulator about the centre of its range, in QAT's rounding
     /// and in the model: a bit finer rounding where a range is one-sided (the pools' sums),
-    /// at no cost in TFHE (off: how the shipped models were trained). A QAT setting. The small
+    /// at no cost in TFHE (the shipped default models have it). A QAT setting. The small
     /// CNN: 74.28% against 73.86% at 6-bit rounding, 70.16% against 66.73% at 5
     /// (BENCHMARKS.md, "Centred accumulators").
     #[arg(long)]
     pub(crate) centre_accumulators: bool,
+    /// Gaussian noise, in rounded steps, that QAT adds to every rounded lookup input of its
+    /// training batches, rounding as TFHE's modulus switch does: the off-by-one inputs TFHE's
+    /// lookups read, learned. TFHE's 2_2 set gives every lookup of the shipped models σ ≈ 0.15
+    /// at 6-bit rounding (`inspect` shows each lookup's σ). A QAT setting; 0: none.
+    #[arg(long, value_name = "SIGMA", default_value_t = recipe().qat_noise, value_parser = parse_noise)]
+    pub(crate) qat_noise: f32,
     /// Bits of the signed weight codes (2–8): one width, or one per layer with weights
     /// (`8,5,5,5,5,5,5,5,8` for the VGG11's eight convolutions and its linear layer). Like
     /// every quantization setting, it may differ from the float run being resumed before QAT
@@ -560,6 +566,13 @@ fn parse_rounding(s: &str) -> Result<Rounding, String> {
     match s.parse::<u8>() {
         Ok(b) if (1..=24).contains(&b) => Ok(Rounding(Some(b))),
         _ => Err(format!("'{s}' is not a rounding: give bits from 1 to 24, or 'none'")),
+    }
+}
+
+fn parse_noise(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=4.0).contains(&v) => Ok(v),
+        _ => Err(format!("the noise is a standard deviation in rounded steps, from 0 to 4: got {s}")),
     }
 }
 

@@ -26,7 +26,7 @@ pub fn text(m: &Model<'_>, size: usize) -> String {
     let set = plan.as_ref().map_or("TFHE".to_string(), |p| format!("TFHE {}", p.params.name()));
     let _ = writeln!(
         s,
-        "{:>3} {:<9} {:>14} {:>14} {:>10} {:>26} {:>16} {:>22} {:>8} {:>16}",
+        "{:>3} {:<9} {:>14} {:>14} {:>10} {:>26} {:>16} {:>22} {:>8} {:>24}",
         "#", "stage", "output", "MACs", "PBS", "worst-case acc", "acc bits", "calibrated", "noise ×", set
     );
     let (mut macs, mut pbs) = (0, 0);
@@ -39,13 +39,13 @@ pub fn text(m: &Model<'_>, size: usize) -> String {
         let growth = Taps::of_stage(stage, input).map_or(String::new(), |t| format!("{:.1}", t.max_weight_norm()));
         let tfhe = match plan.as_ref().map(|p| &p.stages[i]) {
             Ok(StagePlan::Lookup(l)) => {
-                format!("{}, p {:.1e}", l.bootstrap.name(), cifhe_core::NoiseModel::from_sigma(l.sigma_steps).p_error())
+                format!("{}, σ {:.3}, p {:.1e}", l.bootstrap.name(), l.sigma_steps, cifhe_core::NoiseModel::from_sigma(l.sigma_steps).p_error())
             }
             _ => String::new(),
         };
         let _ = writeln!(
             s,
-            "{i:>3} {:<9} {:>14} {:>14} {:>10} {bound:>26} {acc:>16} {cal:>22} {growth:>8} {tfhe:>16}",
+            "{i:>3} {:<9} {:>14} {:>14} {:>10} {bound:>26} {acc:>16} {cal:>22} {growth:>8} {tfhe:>24}",
             r.kind,
             format!("{}x{}x{}", o.h, o.w, o.c),
             r.macs,
@@ -61,8 +61,8 @@ pub fn text(m: &Model<'_>, size: usize) -> String {
         Ok(p) => {
             let _ = writeln!(
                 s,
-                "under real TFHE: {}, the cheapest set with every lookup's error probability p at most {DEFAULT_P_ERROR_TARGET}; \
-                 noise ×: a linear stage's largest weight 2-norm, the factor by which it multiplies the previous lookup's \
+                "under real TFHE: {}, the cheapest set with every lookup's error probability p at most {DEFAULT_P_ERROR_TARGET} \
+                 (σ: its input's noise in rounded steps); noise ×: a linear stage's largest weight 2-norm, the factor by which it multiplies the previous lookup's \
                  output noise (a large one makes that lookup take the fine key)",
                 p.params
             );
@@ -126,7 +126,8 @@ mod tests {
         assert_eq!(rows.len(), lookups.len());
         for (row, l) in rows.iter().zip(lookups) {
             let key = if l.bootstrap == Bootstrap::Fine { "fine" } else { "standard" };
-            assert!(row.ends_with(&format!("{key}, p {:.1e}", cifhe_core::NoiseModel::from_sigma(l.sigma_steps).p_error())), "{row}");
+            let want = format!("{key}, σ {:.3}, p {:.1e}", l.sigma_steps, cifhe_core::NoiseModel::from_sigma(l.sigma_steps).p_error());
+            assert!(row.ends_with(&want), "{row}");
         }
         let kernels = m.stages().iter().filter_map(|s| if let cifhe_core::Stage::SumPool(p) = s { Some(p.kernel) } else { None });
         for (row, k) in row_of("sum-pool").into_iter().zip(kernels) {

@@ -15,7 +15,7 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::module::{avg_pool2d, conv2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
-use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, FloatDType, Tensor, TensorData};
 
 /// Parameters of the network; the architecture is kept beside them.
 #[derive(Module, Debug)]
@@ -68,6 +68,12 @@ pub struct Rounding {
     /// Each site's centre, subtracted before rounding (the lookups' `centre`; all 0 unless the
     /// accumulators are centred).
     pub centres: Vec<i32>,
+    /// Standard deviation, in rounded steps, of the Gaussian noise added to every rounded lookup
+    /// input (0: none). TFHE removes the low bits in its modulus switch, which keeps their
+    /// fraction and adds its noise: the lookup reads `floor(x + ε + 1/2)` for `x` the accumulator
+    /// in rounded steps (see [`cifhe_core::noise`]). Training with it teaches the network the
+    /// off-by-one inputs TFHE gives it; without it this is the circuit's exact rounding.
+    pub noise: f32,
 }
 
 impl Rounding {
@@ -76,7 +82,7 @@ impl Rounding {
         use cifhe_core::model::Stage;
         let (acc_bits, centres) =
             m.stages().iter().filter_map(|s| if let Stage::Lookup(l) = s { Some((u32::from(l.acc_bits), l.centre)) } else { None }).unzip();
-        Rounding { bits, acc_bits, centres }
+        Rounding { bits, acc_bits, centres, noise: 0.0 }
     }
 }
 
@@ -84,6 +90,12 @@ impl Quant {
     /// The same quantization with the lookups reading accumulators rounded as `rounding` says.
     pub fn with_rounding(self, rounding: Option<Rounding>) -> Quant {
         Quant { rounding, ..self }
+    }
+
+    /// The same quantization with noise of `sigma` rounded steps at every rounded lookup input
+    /// ([`Rounding::noise`]).
+    pub fn with_noise(self, sigma: f32) -> Quant {
+        Quant { rounding: self.rounding.map(|r| Rounding { noise: sigma, ..r }), ..self }
     }
 }
 
@@ -138,17 +150,25 @@ fn acc_range(acc: Tensor<4>, unit: Tensor<4>) -> (i64, i64) {
 }
 
 /// The accumulator `acc` (real value `unit` per integer step; `unit` carries no gradient) with
-/// `lsbs` low bits dropped, rounding half up as the circuit does; the gradient passes straight
-/// through.
-fn round_accumulator(acc: Tensor<4>, unit: Tensor<4>, lsbs: u32, centre: i32) -> Tensor<4> {
+/// `lsbs` low bits dropped, rounding half up as the circuit does, or, with `noise` > 0, as TFHE's
+/// modulus switch does ([`Rounding::noise`]; a site that drops no bits gets none: TFHE errs there
+/// only as on exactly rounded inputs, about once in a thousand lookups); the gradient passes
+/// straight through.
+fn round_accumulator(acc: Tensor<4>, unit: Tensor<4>, lsbs: u32, centre: i32, noise: f32) -> Tensor<4> {
     if lsbs == 0 {
         return acc;
     }
     let codes = acc / unit.clone();
     // The accumulator is an integer: snap it first, so float error cannot move it across a
     // rounding boundary (an accumulator exactly half a step away from two neighbours is common).
+    // TFHE's encoding puts it half a unit above that integer, off every rounding point, so that
+    // without noise the floor below is the circuit's round-half-up.
     let (step, centre) = ((1u32 << lsbs) as f32, centre as f32);
-    let rounded = (((codes.clone().round() - centre) / step + 0.5).floor() * step + centre).detach();
+    let mut position = (codes.clone().round() - centre + 0.5) / step + 0.5;
+    if noise > 0.0 {
+        position = position.clone() + Tensor::random(position.shape(), Distribution::Normal(0.0, f64::from(noise)), &position.device());
+    }
+    let rounded = (position.floor() * step + centre).detach();
     (codes.clone() + (rounded - codes).detach()) * unit
 }
 
@@ -356,7 +376,7 @@ impl Net {
                 acc_ranges.push(acc_range(acc.clone(), unit.clone()));
             }
             match quant.and_then(|q| q.rounding.as_ref()) {
-                Some(r) => round_accumulator(acc, unit, r.acc_bits[site].saturating_sub(r.bits), r.centres[site]),
+                Some(r) => round_accumulator(acc, unit, r.acc_bits[site].saturating_sub(r.bits), r.centres[site], r.noise),
                 None => acc,
             }
         };
@@ -410,6 +430,12 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().expect("float tensor")
 }
 
+/// Held by the tests that draw from the backend's random generator, which is global: the
+/// lookup noise of [`round_accumulator`] is reproducible from its seed only while no other
+/// thread draws (true of a `train` process, not of tests running side by side).
+#[cfg(test)]
+pub(crate) static RANDOM_DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,10 +450,37 @@ mod tests {
         let x = Tensor::<4>::from_data(TensorData::new(accs.iter().map(|a| a * 0.25).collect::<Vec<_>>(), [1, 1, 1, accs.len()]), &device);
         for centre in [0, 1, 3, -6] {
             let rounding = StageRounding::new(8, centre, Some(5));
-            let got = to_vec(round_accumulator(x.clone(), unit.clone(), rounding.lsbs, centre));
+            let got = to_vec(round_accumulator(x.clone(), unit.clone(), rounding.lsbs, centre, 0.0));
             for (acc, v) in accs.iter().zip(got) {
                 let want = (rounding.round(*acc as i32) << rounding.lsbs) + centre;
                 assert_eq!(v, want as f32 * 0.25, "accumulator {acc}, centre {centre}");
+            }
+        }
+    }
+
+    #[test]
+    fn noisy_rounding_moves_inputs_as_the_simulators_noise_model_says() {
+        use cifhe_core::rounding::StageRounding;
+        use cifhe_core::NoiseModel;
+        let _draws = RANDOM_DRAWS.lock().unwrap_or_else(|e| e.into_inner());
+        let device = Device::flex();
+        device.seed(3);
+        let (lsbs, centre, sigma, n) = (3, 5, 0.3f32, 20_000);
+        let noise = NoiseModel::from_sigma(f64::from(sigma));
+        let rounding = StageRounding::new(10, centre, Some(7));
+        assert_eq!(rounding.lsbs, lsbs);
+        let unit = Tensor::<4>::from_data(TensorData::new(vec![1f32], [1, 1, 1, 1]), &device);
+        // Accumulators at every fraction of a rounded step, each drawn n times.
+        for acc in 0..8 {
+            let x = Tensor::<4>::from_data(TensorData::new(vec![acc as f32; n], [1, 1, 1, n]), &device);
+            let r = rounding.round(acc);
+            let f = (rounding.low_bits(acc) as f64 + 0.5) / 8.0 - 0.5;
+            let got = to_vec(round_accumulator(x, unit.clone(), lsbs, centre, sigma));
+            for j in -1..=1 {
+                let seen = got.iter().filter(|&&v| v == (((r + j) << lsbs) + centre) as f32).count() as f64 / n as f64;
+                let want = noise.p_offset(f, j);
+                let tolerance = 5.0 * (want * (1.0 - want) / n as f64).sqrt() + 1e-3;
+                assert!((seen - want).abs() < tolerance, "accumulator {acc}, offset {j}: {seen} against {want}");
             }
         }
     }

@@ -157,6 +157,12 @@ struct LaterSettings7 {
     centres: Vec<i32>,
 }
 
+/// The setting added after [`LaterSettings7`], appended after it.
+#[derive(Serialize, Deserialize, Default)]
+struct LaterSettings8 {
+    qat_noise: f32,
+}
+
 /// What a resume needs beyond the weights to go on exactly as the uninterrupted run would have
 /// (the same weights to the bit, on a deterministic backend). Written after [`LaterSettings3`]
 /// since 2026-12-01; older files resume with a fresh optimizer and re-measured rounding widths,
@@ -217,7 +223,7 @@ fn write_atomically(path: &Path, bytes: Vec<u8>) -> Result<(), String> {
 }
 
 /// The checkpoint as its file holds it: the checkpoint proper, then the later settings, then the
-/// trainer state, then the settings added after it ([`LaterSettings4`] to [`LaterSettings7`]).
+/// trainer state, then the settings added after it ([`LaterSettings4`] to [`LaterSettings8`]).
 fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     let c = &ck.config;
     let later = LaterSettings { per_channel_weights: c.per_channel_weights, head_epochs: c.head_epochs };
@@ -235,6 +241,7 @@ fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>, String> {
     bytes.extend(postcard::to_stdvec(&LaterSettings6 { remeasure_every: c.remeasure_every }).map_err(|e| e.to_string())?);
     let later7 = LaterSettings7 { centre_accumulators: c.centre_accumulators, centres: ck.trainer.centres.clone() };
     bytes.extend(postcard::to_stdvec(&later7).map_err(|e| e.to_string())?);
+    bytes.extend(postcard::to_stdvec(&LaterSettings8 { qat_noise: c.qat_noise }).map_err(|e| e.to_string())?);
     Ok(bytes)
 }
 
@@ -275,7 +282,8 @@ fn parse_checkpoint(bytes: &[u8], path: &Path) -> Result<Checkpoint, String> {
     let (later4, rest) = then::<LaterSettings4>(rest).map_err(invalid)?;
     let (later5, rest) = then::<LaterSettings5>(rest).map_err(invalid)?;
     let (later6, rest) = then::<LaterSettings6>(rest).map_err(invalid)?;
-    let (later7, _) = then::<LaterSettings7>(rest).map_err(invalid)?;
+    let (later7, rest) = then::<LaterSettings7>(rest).map_err(invalid)?;
+    let (later8, _) = then::<LaterSettings8>(rest).map_err(invalid)?;
     ck.trainer = TrainerState { centres: later7.centres, ..trainer };
     let mut ran_on = later5.ran_on.into_iter();
     for e in &mut ck.log {
@@ -290,6 +298,7 @@ fn parse_checkpoint(bytes: &[u8], path: &Path) -> Result<Checkpoint, String> {
     c.schedule = later4.schedule;
     c.remeasure_every = later6.remeasure_every;
     c.centre_accumulators = later7.centre_accumulators;
+    c.qat_noise = later8.qat_noise;
     // Without the lists, the widths read in place stand (uniform).
     for (widths, list) in [(&mut c.weight_bits, later2.weight_bits), (&mut c.act_bits, later2.act_bits)] {
         if !list.is_empty() {
@@ -513,6 +522,7 @@ pub(crate) fn resumable(old: &TrainConfig, new: &TrainConfig, done: usize) -> bo
         qat_rounding_bits: None,
         remeasure_every: 0,
         centre_accumulators: false,
+        qat_noise: 0.0,
         weight_bits: Widths::uniform(0),
         act_bits: Widths::uniform(0),
         per_channel_weights: false,
@@ -567,6 +577,7 @@ mod tests {
             per_channel_weights: true,
             remeasure_every: 50,
             centre_accumulators: true,
+            qat_noise: 0.15,
             ..old.clone()
         };
         assert!(resumable(&old, &old, 4));
@@ -639,6 +650,7 @@ mod tests {
             schedule: Schedule::OneCycle,
             remeasure_every: 50,
             centre_accumulators: true,
+            qat_noise: 0.15,
             ..per_layer
         };
         let trainer = TrainerState {
@@ -654,9 +666,15 @@ mod tests {
         save(&run, &partial).unwrap();
         let saved = load(&run).unwrap().unwrap();
         assert_eq!((saved.config, saved.trainer, saved.log), (per_channel.clone(), trainer.clone(), log.clone()));
+        // One written before `--qat-noise`: it ends after the centres, and trained without noise.
+        let whole = checkpoint_bytes(&partial).unwrap();
+        let whole = &whole[..whole.len() - postcard::to_stdvec(&LaterSettings8 { qat_noise: 0.15 }).unwrap().len()];
+        std::fs::write(checkpoint_path(&run), whole).unwrap();
+        let per_channel = TrainConfig { qat_noise: 0.0, ..per_channel };
+        let noiseless = load(&run).unwrap().unwrap();
+        assert_eq!((&noiseless.config, &noiseless.trainer), (&per_channel, &trainer));
         // One written before `--centre-accumulators`: it ends after `--remeasure-every`, and
         // rounded about zero.
-        let whole = checkpoint_bytes(&partial).unwrap();
         let whole = &whole[..whole.len() - postcard::to_stdvec(&LaterSettings7 { centre_accumulators: true, centres: vec![0, 64] }).unwrap().len()];
         std::fs::write(checkpoint_path(&run), whole).unwrap();
         let per_channel = TrainConfig { centre_accumulators: false, ..per_channel };

@@ -99,6 +99,12 @@ pub struct TrainConfig {
     /// checkpoint's other additions; older runs did not centre (false).
     #[serde(skip)]
     pub centre_accumulators: bool,
+    /// Noise, in rounded steps, that QAT adds to every rounded lookup input during its training
+    /// batches (0: none; [`Rounding::noise`]): the error TFHE's lookups read, learned as
+    /// dropout-like noise. The epochs' evaluations round exactly, as the circuit. Stored after
+    /// the checkpoint's other additions; older runs had none.
+    #[serde(skip)]
+    pub qat_noise: f32,
     /// Batch normalisation after each convolution during float training (folded before QAT).
     pub batch_norm: bool,
     /// torchvision ImageNet VGG11 weights to start from (`.pth` or `.safetensors`), else random.
@@ -134,6 +140,7 @@ impl TrainConfig {
             qat_rounding_bits: Some(6),
             remeasure_every: 0,
             centre_accumulators: false,
+            qat_noise: 0.0,
             batch_norm: false,
             init: None,
             seed: 0,
@@ -178,6 +185,9 @@ impl TrainConfig {
             if on {
                 options += &format!(" {flag}");
             }
+        }
+        if self.qat_noise > 0.0 {
+            options += &format!(" --qat-noise {}", self.qat_noise);
         }
         if self.head_epochs > 0 {
             options += &format!(" --head-epochs {}", self.head_epochs);
@@ -319,7 +329,7 @@ pub fn circuit_rounding(net: &Net, arch: &Arch, ds: &Dataset, cfg: &TrainConfig,
         }
     }
     let (centres, acc_bits) = ranges.into_iter().map(|(lo, hi)| declared_width(lo, hi, cfg.centre_accumulators)).unzip();
-    Rounding { bits, acc_bits, centres }
+    Rounding { bits, acc_bits, centres, noise: 0.0 }
 }
 
 /// Initial scales of the lookup sites: a high percentile of each site's float values on a few batches.
@@ -437,7 +447,7 @@ pub fn train_until(
         let bar = epoch_bar(phase, epoch, epochs, steps);
         // The epoch's rounding: measured at its start, or as last measured if it is resumed.
         let mut quant = qat.then(|| match (cfg.qat_rounding_bits, std::mem::take(&mut saved_widths)) {
-            (Some(bits), (acc_bits, centres)) if !acc_bits.is_empty() => exact.clone().with_rounding(Some(Rounding { bits, acc_bits, centres })),
+            (Some(bits), (acc_bits, centres)) if !acc_bits.is_empty() => exact.clone().with_rounding(Some(Rounding { bits, acc_bits, centres, noise: 0.0 })),
             _ => quant_of(&model),
         });
         let start = Instant::now();
@@ -450,8 +460,15 @@ pub fn train_until(
             }
             let lr = cfg.schedule.rate(peak, epoch * steps + s, epochs * steps);
             let (x, y) = batch(train, idx, cfg, Some(&mut rng), &device);
+            // The batch's lookup noise, drawn by the backend from a seed of the batch's own (streams
+            // from 2^40 on, clear of the epochs' orders), so that a resumed run draws what the
+            // uninterrupted one did (the backend's generator is global: nothing else draws from it).
+            let noisy = quant.as_ref().filter(|_| cfg.qat_noise > 0.0).map(|q| {
+                device.seed(Rng::new(cfg.seed, (1 << 40) + (done * steps + s) as u64).next_u64());
+                q.clone().with_noise(cfg.qat_noise)
+            });
             let (l, c);
-            (model, l, c) = step(model, &mut optim, &loss_fn, lr, x, y, &arch, quant.as_ref(), head_only);
+            (model, l, c) = step(model, &mut optim, &loss_fn, lr, x, y, &arch, noisy.as_ref().or(quant.as_ref()), head_only);
             correct += c;
             loss_sum += l * idx.len() as f64;
             seen += idx.len();
@@ -800,7 +817,24 @@ mod tests {
     }
 
     #[test]
+    fn noisy_qat_draws_its_noise_again_from_the_seed() {
+        let _draws = net::RANDOM_DRAWS.lock().unwrap_or_else(|e| e.into_inner());
+        let ds = noise_images(64, 8);
+        let cfg = TrainConfig { arch: "tiny".into(), float_epochs: 1, qat_epochs: 1, batch: 16, qat_rounding_bits: Some(5), qat_lr: 0.05, ..config() };
+        let run = std::env::temp_dir().join(format!("cifhe-noise-{}", std::process::id()));
+        let weights = |qat_noise, seed| {
+            let _ = std::fs::remove_dir_all(&run);
+            train(&TrainConfig { qat_noise, seed, ..cfg.clone() }, &ds, &ds, &run, false).unwrap().net.params
+        };
+        let noisy = weights(0.5, 0);
+        assert!(noisy == weights(0.5, 0), "the same seed, the same noise");
+        assert!(noisy != weights(0.0, 0), "the noise moves some lookup input, and so the weights");
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+
+    #[test]
     fn a_run_stopped_after_every_batch_ends_as_an_uninterrupted_one() {
+        let _draws = net::RANDOM_DRAWS.lock().unwrap_or_else(|e| e.into_inner());
         let ds = noise_images(64, 6);
         let cfg = TrainConfig {
             arch: "tiny".into(),
@@ -812,6 +846,8 @@ mod tests {
             qat_lr: 0.05,
             // Re-measured within each QAT epoch, so that a resume also stops right after one.
             remeasure_every: 2,
+            // And noisy: a resumed batch draws the noise the uninterrupted one did.
+            qat_noise: 0.3,
             ..config()
         };
         let dir = |name: &str| std::env::temp_dir().join(format!("cifhe-exact-{name}-{}", std::process::id()));
