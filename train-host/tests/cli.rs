@@ -75,6 +75,8 @@ fn bad_inputs_give_clear_errors() {
     assert!(!ok && err.contains("rounding"), "{err}");
     let (ok, _, err) = train_host(&["classify", "--p-error", "1.5"]);
     assert!(!ok && err.contains("p_error"), "{err}");
+    let (ok, _, err) = train_host(&["train", "--qat-noise", "5"]);
+    assert!(!ok && err.contains("standard deviation in rounded steps"), "{err}");
     // Counts of nothing are refused up front (a batch of 0 images divided by zero; 0 test images
     // printed a report of 0/0).
     for args in [
