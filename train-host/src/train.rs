@@ -409,6 +409,8 @@ pub fn train_until(
         let rounding = cfg.qat_rounding_bits.map(|bits| circuit_rounding(model, &arch, train, cfg, &exact, bits));
         exact.clone().with_rounding(rounding)
     };
+    // What QAT's training batches see: that, with the lookup noise (the evaluations round exactly).
+    let noisy_quant_of = |model: &Net| quant_of(model).with_noise(cfg.qat_noise);
     let steps = train.len().div_ceil(cfg.batch);
     let Start { model, mut done, mut log, mut scales, mut position, trainer: resumed } = start(cfg, &arch, run, resume, steps, &device)?;
     let mut model = model.with_conv_dtype(cfg.conv_dtype());
@@ -447,8 +449,10 @@ pub fn train_until(
         let bar = epoch_bar(phase, epoch, epochs, steps);
         // The epoch's rounding: measured at its start, or as last measured if it is resumed.
         let mut quant = qat.then(|| match (cfg.qat_rounding_bits, std::mem::take(&mut saved_widths)) {
-            (Some(bits), (acc_bits, centres)) if !acc_bits.is_empty() => exact.clone().with_rounding(Some(Rounding { bits, acc_bits, centres, noise: 0.0 })),
-            _ => quant_of(&model),
+            (Some(bits), (acc_bits, centres)) if !acc_bits.is_empty() => {
+                exact.clone().with_rounding(Some(Rounding { bits, acc_bits, centres, noise: cfg.qat_noise }))
+            }
+            _ => noisy_quant_of(&model),
         });
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (at.loss_sum, at.correct, at.seen);
@@ -456,19 +460,18 @@ pub fn train_until(
         bar.set_position(at.batches as u64);
         for (s, idx) in order.chunks(cfg.batch).enumerate().skip(at.batches) {
             if qat && cfg.qat_rounding_bits.is_some() && cfg.remeasure_every > 0 && s > 0 && s % cfg.remeasure_every == 0 {
-                quant = Some(quant_of(&model));
+                quant = Some(noisy_quant_of(&model));
             }
             let lr = cfg.schedule.rate(peak, epoch * steps + s, epochs * steps);
             let (x, y) = batch(train, idx, cfg, Some(&mut rng), &device);
             // The batch's lookup noise, drawn by the backend from a seed of the batch's own (streams
             // from 2^40 on, clear of the epochs' orders), so that a resumed run draws what the
             // uninterrupted one did (the backend's generator is global: nothing else draws from it).
-            let noisy = quant.as_ref().filter(|_| cfg.qat_noise > 0.0).map(|q| {
+            if qat && cfg.qat_noise > 0.0 {
                 device.seed(Rng::new(cfg.seed, (1 << 40) + (done * steps + s) as u64).next_u64());
-                q.clone().with_noise(cfg.qat_noise)
-            });
+            }
             let (l, c);
-            (model, l, c) = step(model, &mut optim, &loss_fn, lr, x, y, &arch, noisy.as_ref().or(quant.as_ref()), head_only);
+            (model, l, c) = step(model, &mut optim, &loss_fn, lr, x, y, &arch, quant.as_ref(), head_only);
             correct += c;
             loss_sum += l * idx.len() as f64;
             seen += idx.len();
