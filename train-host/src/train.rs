@@ -458,6 +458,10 @@ pub fn train_until(
         let (mut loss_sum, mut correct, mut seen) = (at.loss_sum, at.correct, at.seen);
         let mut last_saved = Instant::now();
         bar.set_position(at.batches as u64);
+        // A resumed epoch's first batches were not run now: record them, then forget their rate,
+        // or the ETA would count them as done in no time.
+        bar.tick();
+        bar.reset_eta();
         for (s, idx) in order.chunks(cfg.batch).enumerate().skip(at.batches) {
             if qat && cfg.qat_rounding_bits.is_some() && cfg.remeasure_every > 0 && s > 0 && s % cfg.remeasure_every == 0 {
                 quant = Some(noisy_quant_of(&model));
@@ -480,7 +484,7 @@ pub fn train_until(
             // Without a terminal (a run in the background, its stderr in a file) the bar is
             // hidden: say where the epoch stands every tenth of it instead.
             if bar.is_hidden() && (s + 1) % steps.div_ceil(10) == 0 && s + 1 < steps {
-                let eta = start.elapsed().as_secs_f64() * (steps - s - 1) as f64 / (s + 1) as f64;
+                let eta = start.elapsed().as_secs_f64() * (steps - s - 1) as f64 / (s + 1 - at.batches) as f64;
                 eprintln!("{phase} epoch {}/{epochs}: {}/{steps} batches, {}, ETA {:.0} s", epoch + 1, s + 1, bar.message(), eta);
             }
             let interrupted = stop.load(Ordering::Relaxed);
