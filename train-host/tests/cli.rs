@@ -368,6 +368,12 @@ fn report_writes_the_table_and_both_plots() {
     assert!(md.contains("| float (burn), last float epoch, from the run log | 62.00% |"), "{md}");
     assert!(md.contains("FHE simulation, 6-bit exact rounding") && md.contains("PBS per image"), "{md}");
     assert!(md.contains("![accuracy against rounding bits](r.svg)") && md.contains("![accuracy per training epoch](r.training.svg)"), "{md}");
+    // The TFHE rows: one per noise seed, then their mean.
+    let percent = |l: &str| l.trim_end_matches(" |").rsplit("| ").next().unwrap().trim_end_matches('%').parse::<f64>().unwrap();
+    let seeds: Vec<f64> = md.lines().filter(|l| l.contains("TFHE 2_2") && l.contains("noise seed ")).map(percent).collect();
+    let mean = md.lines().find(|l| l.contains("TFHE 2_2") && l.contains("mean of the 3 noise seeds")).map(percent);
+    assert_eq!(seeds.len(), 3, "{md}");
+    assert!((mean.unwrap() - seeds.iter().sum::<f64>() / 3.0).abs() < 0.006, "{md}");
     let curves = std::fs::read_to_string(out.with_extension("training.svg")).unwrap();
     assert!(curves.contains(">all layers<") && curves.contains(">QAT<") && curves.contains("last test accuracy 61.25%"), "{curves}");
     assert!(std::fs::read_to_string(out.with_extension("svg")).unwrap().contains("simulated accuracy by rounding"));
